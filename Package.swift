@@ -1,0 +1,41 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "sip-registrar",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "SIPMessage", targets: ["SIPMessage"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+    ],
+    targets: [
+        // The SIP message layer: URIs, headers, requests, responses, parser, serializer. No I/O.
+        .target(
+            name: "SIPMessage",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SIPMessageTests",
+            dependencies: ["SIPMessage"],
+            swiftSettings: strictSettings
+        ),
+
+        // Benchmarks: release-mode executables that print medians; not part of `swift test`.
+        .target(name: "CAllocCounter", path: "Benchmarks/CAllocCounter"),
+        .executableTarget(
+            name: "SIPBenchmarks",
+            dependencies: ["SIPMessage", "CAllocCounter"],
+            path: "Benchmarks/SIPBenchmarks",
+            swiftSettings: strictSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,105 @@
+/// The stream contract: how a TCP/TLS transport cuts messages out of a byte
+/// stream (RFC 3261 18.3): the head up to the empty line, then exactly
+/// Content-Length bytes, which is mandatory on streams.
+public enum SIPFraming {
+    /// What the next bytes of a stream hold.
+    public enum Frame: Sendable, Equatable {
+        /// Not enough bytes yet.
+        case needMoreData
+        /// A CRLFCRLF keep-alive ping (RFC 5626 4.4.1) of this many bytes; answer with CRLF.
+        case ping(bytes: Int)
+        /// CR/LF bytes between messages to be dropped silently.
+        case skip(bytes: Int)
+        /// A complete message: `headBytes` including the empty line, then `bodyBytes`.
+        case message(headBytes: Int, bodyBytes: Int)
+        /// The stream cannot be framed; answer 400/513 if possible and close.
+        case error(SIPParseError)
+    }
+
+    /// Examines the start of `p`. Caps are checked before waiting for more bytes:
+    /// a head longer than `limits.maxMessageBytes` without an empty line, or a
+    /// Content-Length that would make the message exceed it, is an error at once.
+    public static func frame(_ p: UnsafeRawBufferPointer, limits: SIPParserLimits = .default) -> Frame {
+        let n = p.count
+        guard n > 0 else { return .needMoreData }
+        if p[0] == ASCII.cr || p[0] == ASCII.lf {
+            let ping: [UInt8] = [13, 10, 13, 10]
+            var k = 0
+            while k < n, k < 4, p[k] == ping[k] { k += 1 }
+            if k == 4 { return .ping(bytes: 4) }
+            if k == n { return .needMoreData }  // a prefix of a ping so far
+            var skip = 0
+            while skip < n, p[skip] == ASCII.cr || p[skip] == ASCII.lf { skip += 1 }
+            if skip == n, skip < 4 { return .needMoreData }
+            return .skip(bytes: skip)
+        }
+        // Find the empty line.
+        var i = 0
+        var headBytes = -1
+        let searchLimit = min(n, limits.maxMessageBytes)
+        while i < searchLimit {
+            if p[i] == ASCII.lf {
+                if i + 1 < n, p[i + 1] == ASCII.lf { headBytes = i + 2; break }
+                if i + 2 < n, p[i + 1] == ASCII.cr, p[i + 2] == ASCII.lf { headBytes = i + 3; break }
+            }
+            i += 1
+        }
+        guard headBytes > 0 else {
+            if n >= limits.maxMessageBytes { return .error(SIPParseError(.messageTooLarge(limit: limits.maxMessageBytes))) }
+            return .needMoreData
+        }
+        guard let length = contentLength(UnsafeRawBufferPointer(rebasing: p[0..<headBytes])) else {
+            return .error(SIPParseError(.missingContentLength))
+        }
+        guard length >= 0 else { return .error(SIPParseError(.invalidContentLength)) }
+        guard headBytes + length <= limits.maxMessageBytes else {
+            return .error(SIPParseError(.messageTooLarge(limit: limits.maxMessageBytes)))
+        }
+        return n >= headBytes + length ? .message(headBytes: headBytes, bodyBytes: length) : .needMoreData
+    }
+
+    /// The Content-Length (or `l`) value in a head: nil when absent, -1 when malformed.
+    static func contentLength(_ head: UnsafeRawBufferPointer) -> Int? {
+        let n = head.count
+        var lineStart = 0
+        // Skip the start line.
+        while lineStart < n, head[lineStart] != ASCII.lf { lineStart += 1 }
+        lineStart += 1
+        while lineStart < n {
+            var lineEnd = lineStart
+            while lineEnd < n, head[lineEnd] != ASCII.lf { lineEnd += 1 }
+            var nameEnd = lineStart
+            while nameEnd < lineEnd, ASCII.isTokenChar(head[nameEnd]) { nameEnd += 1 }
+            let name = UnsafeRawBufferPointer(rebasing: head[lineStart..<nameEnd])
+            if isContentLength(name) {
+                var k = nameEnd
+                while k < lineEnd, ASCII.isWhitespace(head[k]) { k += 1 }
+                if k < lineEnd, head[k] == ASCII.colon {
+                    k += 1
+                    while k < lineEnd, ASCII.isWhitespace(head[k]) { k += 1 }
+                    var e = lineEnd
+                    while e > k, head[e - 1] == ASCII.cr || ASCII.isWhitespace(head[e - 1]) { e -= 1 }
+                    guard e > k, e - k <= 9 else { return -1 }
+                    var v = 0
+                    for j in k..<e {
+                        guard ASCII.isDigit(head[j]) else { return -1 }
+                        v = v * 10 + Int(head[j] - 48)
+                    }
+                    return v
+                }
+            }
+            lineStart = lineEnd + 1
+        }
+        return nil
+    }
+
+    private static func isContentLength(_ name: UnsafeRawBufferPointer) -> Bool {
+        if name.count == 1 { return ASCII.lower(name[0]) == 108 }  // l
+        guard name.count == 14 else { return false }
+        let target: StaticString = "content-length"
+        return target.withUTF8Buffer { t in
+            for k in 0..<14 where ASCII.lower(name[k]) != t[k] { return false }
+            return true
+        }
+    }
+}

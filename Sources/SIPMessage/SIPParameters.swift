@@ -1,0 +1,179 @@
+/// An ordered list of `;name[=value]` parameters with case-insensitive names.
+///
+/// Used for URI parameters (values kept as written, escaped) and for header
+/// parameters (values kept as written, quoted strings with their quotes).
+public struct SIPParameters: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiteral {
+    public struct Parameter: Sendable, Hashable {
+        public var name: String
+        /// The value as written; nil for a flag such as `lr` or `rport`.
+        public var value: String?
+
+        public init(name: String, value: String? = nil) {
+            self.name = name
+            self.value = value
+        }
+    }
+
+    public private(set) var elements: [Parameter]
+
+    public init() { elements = [] }
+    public init(_ elements: [Parameter]) { self.elements = elements }
+    public init(dictionaryLiteral pairs: (String, String?)...) {
+        elements = pairs.map { Parameter(name: $0.0, value: $0.1) }
+    }
+
+    public var isEmpty: Bool { elements.isEmpty }
+    public var count: Int { elements.count }
+    public func makeIterator() -> IndexingIterator<[Parameter]> { elements.makeIterator() }
+
+    /// Whether a parameter of that name is present (with or without value).
+    public func contains(_ name: String) -> Bool { index(of: name) != nil }
+
+    /// The value of the named parameter: `.some(nil)` for a flag, nil when absent.
+    public subscript(name: String) -> String?? {
+        guard let i = index(of: name) else { return nil }
+        return .some(elements[i].value)
+    }
+
+    /// The value of the named parameter, or nil when absent or a flag.
+    public func value(_ name: String) -> String? {
+        guard let i = index(of: name) else { return nil }
+        return elements[i].value
+    }
+
+    /// The value with surrounding quotes removed and quoted-pairs resolved.
+    public func unquotedValue(_ name: String) -> String? {
+        value(name).map { unquote($0) }
+    }
+
+    /// Sets (replacing the first of that name) or appends a parameter.
+    public mutating func set(_ name: String, _ value: String?) {
+        if let i = index(of: name) {
+            elements[i].value = value
+        } else {
+            elements.append(Parameter(name: name, value: value))
+        }
+    }
+
+    /// Removes every parameter of that name.
+    public mutating func remove(_ name: String) {
+        elements.removeAll { asciiCaseInsensitiveEquals($0.name, name) }
+    }
+
+    func index(of name: String) -> Int? {
+        elements.firstIndex { asciiCaseInsensitiveEquals($0.name, name) }
+    }
+
+    /// `;a=b;c` form.
+    public var serialized: String {
+        var out = ""
+        write(to: &out)
+        return out
+    }
+
+    func write(to out: inout String) {
+        for p in elements {
+            out.append(";")
+            out.append(p.name)
+            if let v = p.value {
+                out.append("=")
+                out.append(v)
+            }
+        }
+    }
+}
+
+/// Removes the quotes of a quoted-string and resolves `\x` pairs; other text is returned unchanged.
+public func unquote(_ s: String) -> String { unquote(Substring(s)) }
+
+/// Removes the quotes of a quoted-string and resolves `\x` pairs; other text is returned unchanged.
+public func unquote(_ s: Substring) -> String {
+    let u = s.utf8
+    guard u.count >= 2, u.first == ASCII.quote, u.last == ASCII.quote else { return String(s) }
+    var out: [UInt8] = []
+    out.reserveCapacity(u.count)
+    var escaped = false
+    for b in u.dropFirst().dropLast() {
+        if escaped {
+            out.append(b)
+            escaped = false
+        } else if b == ASCII.backslash {
+            escaped = true
+        } else {
+            out.append(b)
+        }
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+/// Quotes a string as an RFC 3261 quoted-string.
+public func quote(_ s: String) -> String {
+    var out = "\""
+    for ch in s.unicodeScalars {
+        if ch == "\"" || ch == "\\" { out.append("\\") }
+        out.unicodeScalars.append(ch)
+    }
+    out.append("\"")
+    return out
+}
+
+/// Splitting of header text outside quoted strings and angle brackets.
+enum HeaderSplitter {
+    /// Splits on `separator` occurring outside quotes and `<...>`; pieces are trimmed; empty pieces dropped.
+    static func split(_ text: Substring, on separator: UInt8) -> [Substring] {
+        var pieces: [Substring] = []
+        let u = text.utf8
+        var inQuote = false
+        var escaped = false
+        var angle = 0
+        var start = u.startIndex
+        var i = u.startIndex
+        while i < u.endIndex {
+            let b = u[i]
+            if inQuote {
+                if escaped { escaped = false } else if b == ASCII.backslash { escaped = true } else if b == ASCII.quote { inQuote = false }
+            } else if b == ASCII.quote {
+                inQuote = true
+            } else if b == ASCII.lessThan {
+                angle += 1
+            } else if b == ASCII.greaterThan {
+                if angle > 0 { angle -= 1 }
+            } else if b == separator && angle == 0 {
+                let piece = Substring(u[start..<i]).trimmingSIPWhitespace()
+                if !piece.isEmpty { pieces.append(piece) }
+                start = u.index(after: i)
+            }
+            i = u.index(after: i)
+        }
+        let last = Substring(u[start..<u.endIndex]).trimmingSIPWhitespace()
+        if !last.isEmpty { pieces.append(last) }
+        return pieces
+    }
+
+    /// Parses `;name=value;flag` text (leading `;` optional) into parameters.
+    /// Quoted values keep their quotes. Returns nil for an empty parameter name or unbalanced quote.
+    static func parameters(_ text: Substring) -> SIPParameters? {
+        var result: [SIPParameters.Parameter] = []
+        // A quote left open means the text is malformed.
+        var inQuote = false
+        var escaped = false
+        for b in text.utf8 {
+            if inQuote {
+                if escaped { escaped = false } else if b == ASCII.backslash { escaped = true } else if b == ASCII.quote { inQuote = false }
+            } else if b == ASCII.quote { inQuote = true }
+        }
+        if inQuote { return nil }
+        for piece in split(text, on: ASCII.semicolon) {
+            if let eq = piece.utf8.firstIndex(of: ASCII.equals) {
+                let name = Substring(piece.utf8[piece.utf8.startIndex..<eq]).trimmingSIPWhitespace()
+                let value = Substring(piece.utf8[piece.utf8.index(after: eq)...]).trimmingSIPWhitespace()
+                guard !name.isEmpty, name.utf8.allSatisfy(ASCII.isTokenChar) else { return nil }
+                result.append(.init(name: String(name), value: String(value)))
+            } else {
+                guard piece.utf8.allSatisfy(ASCII.isTokenChar) else { return nil }
+                result.append(.init(name: String(piece), value: nil))
+            }
+        }
+        return SIPParameters(result)
+    }
+}

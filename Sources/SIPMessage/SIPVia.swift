@@ -1,0 +1,134 @@
+/// One Via header value (RFC 3261 20.42, RFC 3581).
+public struct SIPVia: Sendable, Hashable, CustomStringConvertible {
+    /// `SIP` in `SIP/2.0/UDP`.
+    public var protocolName: String
+    /// `2.0`.
+    public var protocolVersion: String
+    /// The transport, uppercased: `UDP`, `TCP`, `TLS`, `SCTP`, `WS`, `WSS`...
+    public var transport: String
+    /// The sent-by host (IPv6 with brackets, as written).
+    public var host: String
+    /// The sent-by port, when written.
+    public var port: Int?
+    /// Parameters (`branch`, `received`, `rport`, `maddr`, `ttl`, `alias`, ...).
+    public var parameters: SIPParameters
+
+    /// RFC 3261 8.1.1.7: branches that start with this cookie are globally unique.
+    public static let magicCookie = "z9hG4bK"
+
+    public init(transport: String, host: String, port: Int? = nil, parameters: SIPParameters = SIPParameters()) {
+        self.protocolName = "SIP"
+        self.protocolVersion = "2.0"
+        self.transport = transport.uppercased()
+        self.host = host
+        self.port = port
+        self.parameters = parameters
+    }
+
+    public var branch: String? { parameters.value("branch") }
+    public var received: String? { parameters.value("received") }
+    /// `rport` as a number when filled in.
+    public var rport: Int? { parameters.value("rport").flatMap { Int($0) } }
+    /// Whether `rport` is present, with or without value (RFC 3581).
+    public var hasRport: Bool { parameters.contains("rport") }
+    /// Whether the branch carries the RFC 3261 magic cookie.
+    public var hasMagicCookie: Bool { branch?.hasPrefix(SIPVia.magicCookie) ?? false }
+
+    /// Parses one Via value (after comma splitting); nil when malformed.
+    public static func parse(_ text: Substring) -> SIPVia? {
+        let u = text.utf8
+        // sent-protocol = protocol-name SLASH protocol-version SLASH transport (LWS around '/' allowed)
+        var parts: [Substring] = []
+        var i = u.startIndex
+        var segStart = i
+        while i < u.endIndex, parts.count < 2 {
+            if u[i] == ASCII.slash {
+                parts.append(Substring(u[segStart..<i]).trimmingSIPWhitespace())
+                segStart = u.index(after: i)
+            }
+            i = u.index(after: i)
+        }
+        guard parts.count == 2 else { return nil }
+        // transport: token after whitespace
+        var j = segStart
+        while j < u.endIndex, ASCII.isWhitespace(u[j]) { j = u.index(after: j) }
+        let ts = j
+        while j < u.endIndex, ASCII.isTokenChar(u[j]) { j = u.index(after: j) }
+        guard j > ts, parts[0].utf8.allSatisfy(ASCII.isTokenChar), !parts[0].isEmpty,
+              parts[1].utf8.allSatisfy(ASCII.isTokenChar), !parts[1].isEmpty else { return nil }
+        let transport = Substring(u[ts..<j])
+        // LWS then sent-by
+        var k = j
+        while k < u.endIndex, ASCII.isWhitespace(u[k]) { k = u.index(after: k) }
+        guard k > j else { return nil }
+        let hostStart = k
+        if k < u.endIndex, u[k] == ASCII.leftBracket {
+            guard let close = u[k...].firstIndex(of: ASCII.rightBracket) else { return nil }
+            k = u.index(after: close)
+        } else {
+            while k < u.endIndex, ASCII.isHostChar(u[k]) { k = u.index(after: k) }
+        }
+        guard k > hostStart else { return nil }
+        var via = SIPVia(transport: String(transport), host: String(Substring(u[hostStart..<k])))
+        via.protocolName = String(parts[0])
+        via.protocolVersion = String(parts[1])
+        while k < u.endIndex, ASCII.isWhitespace(u[k]) { k = u.index(after: k) }
+        if k < u.endIndex, u[k] == ASCII.colon {
+            k = u.index(after: k)
+            while k < u.endIndex, ASCII.isWhitespace(u[k]) { k = u.index(after: k) }
+            var port = 0
+            let ps = k
+            while k < u.endIndex, ASCII.isDigit(u[k]) {
+                port = port * 10 + Int(u[k] - 48)
+                guard port <= 65_535 else { return nil }
+                k = u.index(after: k)
+            }
+            guard k > ps else { return nil }
+            via.port = port
+        }
+        let rest = Substring(u[k...]).trimmingSIPWhitespace()
+        if !rest.isEmpty {
+            guard rest.utf8.first == ASCII.semicolon, let params = HeaderSplitter.parameters(rest) else { return nil }
+            via.parameters = params
+        }
+        return via
+    }
+
+    public var description: String {
+        var out = "\(protocolName)/\(protocolVersion)/\(transport) \(host)"
+        if let port { out += ":\(port)" }
+        parameters.write(to: &out)
+        return out
+    }
+}
+
+/// The CSeq header (RFC 3261 20.16).
+public struct SIPCSeq: Sendable, Hashable, CustomStringConvertible {
+    /// The sequence number, below 2^31.
+    public var sequence: UInt32
+    public var method: SIPMethod
+
+    public init(sequence: UInt32, method: SIPMethod) {
+        self.sequence = sequence
+        self.method = method
+    }
+
+    public static func parse(_ text: Substring) -> SIPCSeq? {
+        let t = text.trimmingSIPWhitespace()
+        let u = t.utf8
+        var i = u.startIndex
+        var n: UInt64 = 0
+        while i < u.endIndex, ASCII.isDigit(u[i]) {
+            n = n * 10 + UInt64(u[i] - 48)
+            guard n < 1 << 31 else { return nil }
+            i = u.index(after: i)
+        }
+        guard i > u.startIndex, i < u.endIndex, ASCII.isWhitespace(u[i]) else { return nil }
+        while i < u.endIndex, ASCII.isWhitespace(u[i]) { i = u.index(after: i) }
+        let m = u[i...]
+        guard !m.isEmpty, m.allSatisfy(ASCII.isTokenChar) else { return nil }
+        return SIPCSeq(sequence: UInt32(n), method: SIPMethod(String(Substring(m))))
+    }
+
+    public var description: String { "\(sequence) \(method)" }
+}
