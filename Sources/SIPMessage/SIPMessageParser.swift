@@ -1,5 +1,13 @@
 import NIOCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Parses complete SIP messages: a UDP datagram, or one message cut from a
 /// stream by ``SIPFraming``.
 ///
@@ -183,12 +191,9 @@ public struct SIPMessageParser: Sendable {
 
     @inline(__always)
     static func find(_ byte: UInt8, in p: UnsafeRawBufferPointer, from: Int, to: Int) -> Int? {
-        var i = from
-        while i < to {
-            if p[i] == byte { return i }
-            i += 1
-        }
-        return nil
+        guard from < to, let base = p.baseAddress else { return nil }
+        guard let hit = memchr(base + from, Int32(byte), to - from) else { return nil }
+        return base.distance(to: UnsafeRawPointer(hit))
     }
 
     /// Joins a folded value: each CRLF followed by whitespace becomes one space.

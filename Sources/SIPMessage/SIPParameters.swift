@@ -150,6 +150,47 @@ enum HeaderSplitter {
         return pieces
     }
 
+    /// Whether a name-addr value has a header parameter of that name (outside quotes and
+    /// angle brackets; in the addr-spec form every `;` starts a header parameter).
+    static func hasHeaderParameter(_ value: Substring, named name: StaticString) -> Bool {
+        let u = value.utf8
+        var inQuote = false
+        var escaped = false
+        var angle = false
+        var i = u.startIndex
+        let n = name.utf8CodeUnitCount
+        while i < u.endIndex {
+            let b = u[i]
+            if inQuote {
+                if escaped { escaped = false } else if b == ASCII.backslash { escaped = true } else if b == ASCII.quote { inQuote = false }
+            } else if b == ASCII.quote {
+                inQuote = true
+            } else if b == ASCII.lessThan {
+                angle = true
+            } else if b == ASCII.greaterThan {
+                angle = false
+            } else if b == ASCII.semicolon, !angle {
+                var j = u.index(after: i)
+                while j < u.endIndex, ASCII.isWhitespace(u[j]) { j = u.index(after: j) }
+                var k = 0
+                var matched = true
+                name.withUTF8Buffer { nb in
+                    while k < n {
+                        guard j < u.endIndex, ASCII.lower(u[j]) == nb[k] else { matched = false; return }
+                        j = u.index(after: j)
+                        k += 1
+                    }
+                }
+                if matched {
+                    while j < u.endIndex, ASCII.isWhitespace(u[j]) { j = u.index(after: j) }
+                    if j == u.endIndex || u[j] == ASCII.equals || u[j] == ASCII.semicolon { return true }
+                }
+            }
+            i = u.index(after: i)
+        }
+        return false
+    }
+
     /// Parses `;name=value;flag` text (leading `;` optional) into parameters.
     /// Quoted values keep their quotes. Returns nil for an empty parameter name or unbalanced quote.
     static func parameters(_ text: Substring) -> SIPParameters? {

@@ -71,7 +71,7 @@ enum SIPWire {
             out.append(contentsOf: f.name.name.utf8)
             out.append(ASCII.colon)
             out.append(ASCII.space)
-            out.append(contentsOf: f.value.utf8)
+            appendUTF8(f.value, to: &out)
             out.append(ASCII.cr)
             out.append(ASCII.lf)
         }
@@ -79,6 +79,12 @@ enum SIPWire {
         appendDecimal(body.count, to: &out)
         out.append(contentsOf: [ASCII.cr, ASCII.lf, ASCII.cr, ASCII.lf])
         out.append(contentsOf: body)
+    }
+
+    @inline(__always)
+    static func appendUTF8(_ s: Substring, to out: inout [UInt8]) {
+        let done: Void? = s.utf8.withContiguousStorageIfAvailable { out.append(contentsOf: $0) }
+        if done == nil { out.append(contentsOf: s.utf8) }
     }
 
     static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
@@ -150,8 +156,7 @@ extension SIPResponse {
 
     /// Whether a From/To value carries a `tag` header parameter.
     static func hasTag(_ value: Substring) -> Bool {
-        guard let a = NameAddress.parse(value) else { return false }
-        return a.tag != nil
+        HeaderSplitter.hasHeaderParameter(value, named: "tag")
     }
 
     /// A random tag for To headers (48 bits, hex).
