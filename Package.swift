@@ -11,6 +11,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "SIPMessage", targets: ["SIPMessage"]),
+        .library(name: "SIPRegistrar", targets: ["SIPRegistrar"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
@@ -28,11 +29,15 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // The registrar: RFC 3261 10.3, SIPS rules, scheme-filtered lookup. Message layer only.
+        .target(name: "SIPRegistrar", dependencies: ["SIPMessage"], swiftSettings: strictSettings),
+        .testTarget(name: "SIPRegistrarTests", dependencies: ["SIPRegistrar"], swiftSettings: strictSettings),
+
         // Benchmarks: release-mode executables that print medians; not part of `swift test`.
         .target(name: "CAllocCounter", path: "Benchmarks/CAllocCounter"),
         .executableTarget(
             name: "SIPBenchmarks",
-            dependencies: ["SIPMessage", "CAllocCounter"],
+            dependencies: ["SIPMessage", "SIPRegistrar", "CAllocCounter"],
             path: "Benchmarks/SIPBenchmarks",
             swiftSettings: strictSettings
         ),

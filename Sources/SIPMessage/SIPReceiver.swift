@@ -1,0 +1,115 @@
+/// The transport a message arrived on or is sent over.
+public enum SIPTransportProtocol: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+    case udp = "UDP"
+    case tcp = "TCP"
+    case tls = "TLS"
+
+    /// TCP and TLS deliver reliably; UDP does not (RFC 3261 17).
+    public var isReliable: Bool { self != .udp }
+    /// Only TLS is secure in the sense of RFC 3261 26.2 (SIPS).
+    public var isSecure: Bool { self == .tls }
+    public var description: String { rawValue }
+
+    /// Parses a Via transport or a `transport=` URI parameter (case-insensitive).
+    public init?(token: some StringProtocol) {
+        switch asciiLowercased(token) {
+        case "udp": self = .udp
+        case "tcp": self = .tcp
+        case "tls": self = .tls
+        default: return nil
+        }
+    }
+}
+
+/// What a verified TLS client certificate says about its holder.
+public struct SIPTLSPeerIdentity: Sendable, Hashable {
+    /// `sip:`/`sips:` URIs from subjectAltName.
+    public var sipURIs: [String]
+    /// DNS names from subjectAltName.
+    public var dnsNames: [String]
+    /// The subject common name.
+    public var commonName: String?
+    /// SHA-256 fingerprint of the DER certificate, hex with colons.
+    public var fingerprintSHA256: String
+    /// Whether the certificate chain verified against the configured roots.
+    public var verified: Bool
+
+    public init(sipURIs: [String] = [], dnsNames: [String] = [], commonName: String? = nil, fingerprintSHA256: String = "",
+                verified: Bool) {
+        self.sipURIs = sipURIs
+        self.dnsNames = dnsNames
+        self.commonName = commonName
+        self.fingerprintSHA256 = fingerprintSHA256
+        self.verified = verified
+    }
+}
+
+/// Where a request came from: the transport, the peer, the connection, and what a
+/// TLS client certificate or an authorization step established.
+public struct SIPSource: Sendable, Hashable {
+    public var transport: SIPTransportProtocol
+    /// The peer's address (IPv6 without brackets).
+    public var remoteHost: String
+    public var remotePort: Int
+    public var localHost: String?
+    public var localPort: Int?
+    /// The connection (flow) a request arrived on; nil for UDP.
+    public var flowID: UInt64?
+    /// The verified TLS client certificate's identity, when there was one.
+    public var tlsPeer: SIPTLSPeerIdentity?
+    /// The identity an authorization receiver established (`user@domain`), if any.
+    public var authenticatedIdentity: String?
+
+    public init(transport: SIPTransportProtocol, remoteHost: String, remotePort: Int, localHost: String? = nil,
+                localPort: Int? = nil, flowID: UInt64? = nil, tlsPeer: SIPTLSPeerIdentity? = nil,
+                authenticatedIdentity: String? = nil) {
+        self.transport = transport
+        self.remoteHost = remoteHost
+        self.remotePort = remotePort
+        self.localHost = localHost
+        self.localPort = localPort
+        self.flowID = flowID
+        self.tlsPeer = tlsPeer
+        self.authenticatedIdentity = authenticatedIdentity
+    }
+
+    /// `host:port`, IPv6 in brackets.
+    public var remoteAddress: String {
+        remoteHost.contains(":") ? "[\(remoteHost)]:\(remotePort)" : "\(remoteHost):\(remotePort)"
+    }
+}
+
+/// What a receiver in a dispatcher's chain decided about a request.
+public enum SIPReceiveOutcome: Sendable {
+    /// Answer the request with this response; the chain stops.
+    case respond(SIPResponse)
+    /// Not mine: offer the request, unchanged, to the next receiver.
+    case pass
+    /// Offer a rewritten request (and possibly an enriched source) to the next receiver.
+    case forward(SIPRequest, SIPSource)
+
+    /// The status code when the outcome is a response (Net::SIP's `receive` return value).
+    public var statusCode: Int? {
+        if case .respond(let r) = self { return r.statusCode }
+        return nil
+    }
+}
+
+/// A step of a dispatcher's receive chain: authorization, the registrar, a
+/// redirect server... It never touches a socket; it returns an outcome.
+public protocol SIPReceiver: Sendable {
+    func receive(_ request: SIPRequest, from source: SIPSource) async -> SIPReceiveOutcome
+}
+
+/// A scheduled piece of work that can be cancelled.
+public protocol SIPScheduledTimer: Sendable {
+    func cancel()
+}
+
+/// Timers offered by a dispatcher to its receivers (the registrar schedules
+/// its next expiry with it).
+public protocol SIPTimerScheduler: Sendable {
+    /// Runs `body` once after `delay`.
+    @discardableResult
+    func schedule(after delay: Duration, _ body: @escaping @Sendable () -> Void) -> any SIPScheduledTimer
+}

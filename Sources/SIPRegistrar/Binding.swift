@@ -1,0 +1,143 @@
+public import SIPMessage
+
+/// The scheme class of a contact, which decides what a lookup may return (RFC 5630).
+public enum ContactScheme: UInt8, Sendable, Hashable {
+    case sip
+    case sips
+    /// `tel:`, `mailto:` and other non-SIP URIs: stored and shown in the 200, never returned by `query`.
+    case other
+
+    init(_ uri: SIPURI) {
+        switch uri.scheme {
+        case "sip": self = .sip
+        case "sips": self = .sips
+        default: self = .other
+        }
+    }
+}
+
+/// One contact bound to an address of record, with everything later stages need
+/// (RFC 3261 10.3, RFC 5626 instance/reg-id, RFC 3327 Path).
+public struct Binding: Sendable, Hashable {
+    /// The normalized address of record (`user@host`), scheme-independent.
+    public var aor: String
+    /// The contact URI as registered.
+    public var uri: String
+    public var scheme: ContactScheme
+    /// Header parameters of the contact other than `expires` and `q` (e.g. `+sip.instance`, `reg-id`), as `;a=b` text.
+    public var contactParameters: String
+    /// q in thousandths; nil when the contact gave none.
+    public var q: Int?
+    /// When the binding expires, in milliseconds since 1970.
+    public var expiresAt: Int64
+    /// When the binding was last created or refreshed, in milliseconds since 1970.
+    public var updatedAt: Int64
+    public var callID: String
+    public var cseq: UInt32
+    /// RFC 5626 `+sip.instance`, unquoted.
+    public var instance: String?
+    /// RFC 5626 `reg-id`.
+    public var regID: Int?
+    /// RFC 3327 Path values, stored only when the UA supports `path`.
+    public var path: [String]
+    public var userAgent: String?
+    /// The transport the REGISTER arrived on.
+    public var transport: SIPTransportProtocol
+    /// The remote address the REGISTER came from (`host:port`).
+    public var source: String
+    /// The connection it arrived on (TCP/TLS), which a later request to this contact should reuse.
+    public var flowID: UInt64?
+    /// The TLS client identity (a certificate URI or an authenticated user) that made it.
+    public var tlsIdentity: String?
+
+    public init(aor: String, uri: String, scheme: ContactScheme, contactParameters: String = "", q: Int? = nil,
+                expiresAt: Int64, updatedAt: Int64, callID: String, cseq: UInt32, instance: String? = nil,
+                regID: Int? = nil, path: [String] = [], userAgent: String? = nil, transport: SIPTransportProtocol,
+                source: String, flowID: UInt64? = nil, tlsIdentity: String? = nil) {
+        self.aor = aor
+        self.uri = uri
+        self.scheme = scheme
+        self.contactParameters = contactParameters
+        self.q = q
+        self.expiresAt = expiresAt
+        self.updatedAt = updatedAt
+        self.callID = callID
+        self.cseq = cseq
+        self.instance = instance
+        self.regID = regID
+        self.path = path
+        self.userAgent = userAgent
+        self.transport = transport
+        self.source = source
+        self.flowID = flowID
+        self.tlsIdentity = tlsIdentity
+    }
+
+    /// Seconds left at `now` (ms), rounded up; 0 when expired.
+    public func remainingSeconds(at now: Int64) -> Int {
+        let left = expiresAt - now
+        return left <= 0 ? 0 : Int((left + 999) / 1000)
+    }
+
+    /// Whether it is still valid at `now` (ms).
+    public func isActive(at now: Int64) -> Bool { expiresAt > now }
+
+    /// The Contact header value for a 200 OK: `<uri>;expires=N;q=..;params`.
+    public func contactHeaderValue(at now: Int64) -> String {
+        var out = "<" + uri + ">;expires=" + String(remainingSeconds(at: now))
+        if let q { out += ";q=" + SIPContact.formatQ(q) }
+        out += contactParameters
+        return out
+    }
+
+    /// Whether `other` names the same contact: the same instance (and reg-id) when an
+    /// instance is present (RFC 5626 6), else an equivalent URI (RFC 3261 19.1.4).
+    func sameContact(as key: ContactKey) -> Bool {
+        if let instance = key.instance {
+            return self.instance == instance && self.regID == key.regID
+        }
+        if uri == key.uriText { return true }
+        guard let theirs = key.uri, let mine = SIPURI(uri) else { return false }
+        return mine.isEquivalent(to: theirs)
+    }
+}
+
+/// How a contact in a REGISTER is matched against stored bindings.
+struct ContactKey {
+    var uri: SIPURI?
+    var uriText: String
+    var instance: String?
+    var regID: Int?
+}
+
+/// A change the store must make durable.
+public enum BindingChange: Sendable, Hashable {
+    /// Create or replace the binding of `aor` identified by `uri` (and instance).
+    case upsert(Binding)
+    /// Remove one binding.
+    case remove(aor: String, uri: String)
+}
+
+/// What happened to a binding, for logs, metrics and a reg-event package.
+public enum BindingEvent: Sendable, Hashable {
+    case created(Binding)
+    case refreshed(Binding)
+    case removed(Binding)
+    case expired(Binding)
+
+    public var binding: Binding {
+        switch self {
+        case .created(let b), .refreshed(let b), .removed(let b), .expired(let b): return b
+        }
+    }
+}
+
+/// Normalizes an address of record: `user@host` with the host lowercased and the user
+/// kept as is (users are case-sensitive); the scheme, port and parameters are dropped,
+/// so `sip:` and `sips:` name the same AOR (RFC 5630).
+public func normalizedAOR(_ uri: SIPURI) -> String? {
+    guard uri.isSIP, !uri.host.isEmpty else { return nil }
+    let host = uri.hostName
+    if let user = uri.user { return user + "@" + host }
+    return host
+}

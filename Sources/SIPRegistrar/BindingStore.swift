@@ -1,0 +1,40 @@
+/// Durable storage for bindings. The registrar keeps its own in-memory index for
+/// lookups; a store makes changes durable (the registrar answers 200 only after
+/// `apply` returns) and gives everything back at start.
+///
+/// Implementations: ``InMemoryBindingStore`` (Net::SIP's behaviour: nothing
+/// survives a restart), SQLite and PostgreSQL in the server module.
+public protocol BindingStore: Sendable {
+    /// Every stored binding, expired or not (the registrar drops expired ones).
+    func loadAll() async throws -> [Binding]
+    /// Makes a batch of changes durable, all or nothing, in order.
+    func apply(_ changes: [BindingChange]) async throws
+}
+
+/// A store that keeps bindings in memory only.
+public final class InMemoryBindingStore: BindingStore {
+    private let state = LockedState<[String: [String: Binding]]>([:])
+
+    public init() {}
+
+    public func loadAll() async throws -> [Binding] {
+        state.withLock { all in all.values.flatMap { $0.values } }
+    }
+
+    public func apply(_ changes: [BindingChange]) async throws {
+        state.withLock { all in
+            for change in changes {
+                switch change {
+                case .upsert(let b):
+                    all[b.aor, default: [:]][b.uri] = b
+                case .remove(let aor, let uri):
+                    all[aor]?[uri] = nil
+                    if all[aor]?.isEmpty == true { all[aor] = nil }
+                }
+            }
+        }
+    }
+
+    /// The number of stored bindings (for tests).
+    public var count: Int { state.withLock { $0.values.reduce(0) { $0 + $1.count } } }
+}

@@ -1,0 +1,193 @@
+public import SIPMessage
+
+extension Registrar {
+    // MARK: Lookup (RFC 5630 scheme filtering)
+
+    /// Net::SIP's `query`: the contact URIs of an address, best first.
+    ///
+    /// `sips:alice@example.com` returns only `sips:` contacts; `sip:alice@example.com`
+    /// returns `sip:` and `sips:` contacts; non-SIP contacts (`tel:`, `mailto:`) are never
+    /// returned; expired bindings are never returned, purged or not. Order: q (absent = 1)
+    /// highest first, then the most recently refreshed.
+    public func query(_ address: String) -> [String] {
+        lookup(address).map(\.uri)
+    }
+
+    /// Like ``query(_:)`` but returns the bindings with everything stored about them.
+    public func lookup(_ address: String) -> [Binding] {
+        guard let uri = SIPURI(address) else { return [] }
+        return lookup(uri)
+    }
+
+    /// Like ``query(_:)`` for a parsed URI.
+    public func lookup(_ uri: SIPURI) -> [Binding] {
+        guard let aor = normalizedAOR(uri) else { return [] }
+        let sipsOnly = uri.isSIPS
+        let now = clock.nowMilliseconds()
+        var result = state.withLock { s -> [Binding] in
+            guard let list = s.records[aor] else { return [] }
+            return list.filter { b in
+                guard b.isActive(at: now) else { return false }
+                switch b.scheme {
+                case .sips: return true
+                case .sip: return !sipsOnly
+                case .other: return false
+                }
+            }
+        }
+        if result.count > 1 {
+            result.sort { a, b in
+                let qa = a.q ?? 1000, qb = b.q ?? 1000
+                if qa != qb { return qa > qb }
+                return a.updatedAt > b.updatedAt
+            }
+        }
+        return result
+    }
+
+    /// Every active binding of an AOR, any scheme (what the 200 OK lists).
+    public func bindings(ofAOR aor: String) -> [Binding] {
+        let now = clock.nowMilliseconds()
+        return state.withLock { $0.records[aor]?.filter { $0.isActive(at: now) } ?? [] }
+    }
+
+    /// A page of all active bindings, ordered by AOR then contact, for the admin API.
+    public func allBindings(offset: Int = 0, limit: Int = 100) -> (bindings: [Binding], total: Int) {
+        let now = clock.nowMilliseconds()
+        return state.withLock { s in
+            let keys = s.records.keys.sorted()
+            var flat: [Binding] = []
+            var total = 0
+            for k in keys {
+                guard let list = s.records[k] else { continue }
+                for b in list.sorted(by: { $0.uri < $1.uri }) where b.isActive(at: now) {
+                    if total >= offset && flat.count < limit { flat.append(b) }
+                    total += 1
+                }
+            }
+            return (flat, total)
+        }
+    }
+
+    /// Removes every binding of an address (admin), durably. Returns the removed bindings.
+    @discardableResult
+    public func removeAll(address: String) async throws -> [Binding] {
+        guard let uri = SIPURI(address), let aor = normalizedAOR(uri) else { return [] }
+        let removed = state.withLock { s -> [Binding] in
+            guard let list = s.records.removeValue(forKey: aor) else { return [] }
+            s.bindingCount -= list.count
+            return list
+        }
+        guard !removed.isEmpty else { return [] }
+        do {
+            try await store.apply(removed.map { .remove(aor: $0.aor, uri: $0.uri) })
+        } catch {
+            state.withLock { s in
+                if s.records[aor] == nil {
+                    s.records[aor] = removed
+                    s.bindingCount += removed.count
+                }
+            }
+            throw error
+        }
+        emit(removed.map { .removed($0) })
+        return removed
+    }
+
+    // MARK: Requests other than REGISTER
+
+    func route(_ request: SIPRequest, from source: SIPSource) -> SIPReceiveOutcome {
+        guard configuration.nonRegisterMode != .ignore, request.method != .ack, request.method != .cancel,
+              request.uri.isSIP, domains.serves(request.uri.hostName), let aor = normalizedAOR(request.uri) else {
+            return .pass
+        }
+        let targets = lookup(request.uri)
+        switch configuration.nonRegisterMode {
+        case .ignore:
+            return .pass
+        case .rewrite:
+            guard let first = targets.first, let uri = SIPURI(first.uri) else { return .pass }
+            var rewritten = request
+            rewritten.uri = uri
+            return .forward(rewritten, source)
+        case .redirect:
+            if targets.isEmpty {
+                // RFC 5630 3.1.3: the user exists but cannot be reached over SIPS.
+                if request.uri.isSIPS, !bindings(ofAOR: aor).isEmpty {
+                    var r = SIPResponse(to: request, statusCode: 480, toTag: SIPResponse.randomTag(),
+                                        server: configuration.serverHeader)
+                    r.headers.add(.warning, SIPWarning(code: 380, agent: request.uri.hostName, text: "SIPS Not Allowed").description)
+                    return .respond(r)
+                }
+                return .respond(SIPResponse(to: request, statusCode: 404, toTag: SIPResponse.randomTag(),
+                                            server: configuration.serverHeader))
+            }
+            var r = SIPResponse(to: request, statusCode: 302, toTag: SIPResponse.randomTag(), server: configuration.serverHeader)
+            for b in targets {
+                var value = "<" + b.uri + ">"
+                if let q = b.q { value += ";q=" + SIPContact.formatQ(q) }
+                r.headers.add(.contact, value)
+            }
+            return .respond(r)
+        }
+    }
+
+    // MARK: Expiry
+
+    /// Net::SIP's `expire`: drops every binding expired at `now` (ms since 1970; the
+    /// clock's time when nil) and returns them. Costs O(k log n) for k expired bindings.
+    @discardableResult
+    public func expire(now: Int64? = nil) async -> [Binding] {
+        let t = now ?? clock.nowMilliseconds()
+        let expired = state.withLock { s -> [Binding] in
+            var gone: [Binding] = []
+            for e in s.heap.popDue(now: t) {
+                guard var list = s.records[e.aor],
+                      let i = list.firstIndex(where: { $0.uri == e.uri && $0.expiresAt <= t }) else { continue }
+                gone.append(list.remove(at: i))
+                s.records[e.aor] = list.isEmpty ? nil : list
+                s.bindingCount -= 1
+            }
+            // Keep the heap proportional to the bindings: stale entries come from refreshes.
+            if s.heap.count > 2 * s.bindingCount + 1024 {
+                var live: [ExpiryHeap.Entry] = []
+                live.reserveCapacity(s.bindingCount)
+                for (aor, list) in s.records {
+                    for b in list { live.append(.init(expiresAt: b.expiresAt, aor: aor, uri: b.uri)) }
+                }
+                s.heap.rebuild(live)
+            }
+            return gone
+        }
+        if !expired.isEmpty {
+            // Best effort: a store that fails here drops these rows at the next start anyway.
+            try? await store.apply(expired.map { .remove(aor: $0.aor, uri: $0.uri) })
+            emit(expired.map { .expired($0) })
+        }
+        return expired
+    }
+
+    /// Arms the dispatcher's timer for the earliest expiry, if it is earlier than the armed one.
+    func scheduleExpiry() {
+        guard let timers else { return }
+        let now = clock.nowMilliseconds()
+        state.withLock { s in
+            guard let earliest = s.heap.earliest else { return }
+            if let due = s.timerDue, due <= earliest, s.timer != nil { return }
+            s.timer?.cancel()
+            s.timerDue = earliest
+            let delay = max(0, earliest - now)
+            s.timer = timers.schedule(after: .milliseconds(delay)) { [weak self] in
+                guard let self else { return }
+                self.state.withLock { s in
+                    s.timer = nil
+                    s.timerDue = nil
+                }
+                Task {
+                    await self.expire()
+                    self.scheduleExpiry()
+                }
+            }
+        }
+    }
+}

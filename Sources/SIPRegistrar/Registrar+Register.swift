@@ -1,0 +1,282 @@
+import SIPMessage
+
+extension Registrar {
+    /// RFC 3261 10.3 steps 1-8 for one REGISTER.
+    func register(_ request: SIPRequest, from source: SIPSource) async -> SIPReceiveOutcome {
+        // Step 1: the Request-URI must name a domain we serve.
+        guard request.uri.isSIP, domains.serves(request.uri.hostName) else {
+            return configuration.rejectForeignDomains ? fail(request, .domainNotServed) : .pass
+        }
+        do {
+            let plan = try prepare(request, from: source)
+            return await commit(plan, request: request)
+        } catch {
+            return fail(request, error)
+        }
+    }
+
+    /// Everything checked and decided before the index is touched.
+    struct RegisterPlan {
+        enum Action {
+            case fetch
+            case removeAll
+            case update([ContactUpdate])
+        }
+
+        var aor: String
+        var action: Action
+        var callID: String
+        var cseq: UInt32
+        var path: [String]
+        var echoPath: Bool
+        var template: Binding
+    }
+
+    struct ContactUpdate {
+        var key: ContactKey
+        var scheme: ContactScheme
+        var parameters: String
+        var q: Int?
+        var expires: Int
+    }
+
+    func prepare(_ request: SIPRequest, from source: SIPSource) throws(RegistrarError) -> RegisterPlan {
+        let h = request.headers
+        // Step 2: extensions we must understand.
+        let unsupportedTags = h.require.filter { !supported.contains($0.lowercased()) }
+        if !unsupportedTags.isEmpty { throw .unsupportedExtensions(unsupportedTags) }
+
+        // Step 4: the address of record from To.
+        let to: NameAddress
+        do throws(SIPParseError) {
+            guard let t = try h.to else { throw SIPParseError(.missingHeader("To")) }
+            to = t
+        } catch {
+            throw .malformedHeader(error)
+        }
+        guard to.uri.isSIP, let aor = normalizedAOR(to.uri) else { throw .notSIPAOR }
+        guard domains.serves(to.uri.hostName) else { throw .domainNotServed }
+
+        // Contacts (step 6 wildcard rules need the raw list).
+        let contactHeader: SIPContactHeader?
+        do throws(SIPParseError) {
+            contactHeader = try h.contact
+        } catch {
+            if h.splitValues(.contact).contains("*") { throw .invalidWildcard }
+            throw .malformedHeader(error)
+        }
+
+        // RFC 3261 26.2 / RFC 5630: SIPS only over TLS.
+        var anySIPSContact = false
+        if case .contacts(let list) = contactHeader {
+            anySIPSContact = list.contains { $0.uri.isSIPS }
+        }
+        if (request.uri.isSIPS || to.uri.isSIPS || anySIPSContact) && source.transport != .tls {
+            throw .sipsRequiresTLS
+        }
+
+        guard let callID = h.callID else { throw .malformedHeader(SIPParseError(.missingHeader("Call-ID"))) }
+        let cseq: SIPCSeq
+        do throws(SIPParseError) {
+            guard let c = try h.cseq else { throw SIPParseError(.missingHeader("CSeq")) }
+            cseq = c
+        } catch {
+            throw .malformedHeader(error)
+        }
+        // RFC 3261 20.19: a malformed Expires is treated as absent (the default applies).
+        let expiresHeader = (try? h.expires) ?? nil
+
+        let wantsPath = h.supported.contains { $0.lowercased() == "path" }
+        let path = wantsPath ? h.splitValues(.path).map { String($0) } : []
+        let template = Binding(aor: aor, uri: "", scheme: .sip, expiresAt: 0, updatedAt: 0, callID: String(callID),
+                               cseq: cseq.sequence, path: path, userAgent: h.userAgent.map { String($0) },
+                               transport: source.transport, source: source.remoteAddress, flowID: source.flowID,
+                               tlsIdentity: source.authenticatedIdentity ?? source.tlsPeer?.sipURIs.first)
+        var plan = RegisterPlan(aor: aor, action: .fetch, callID: String(callID), cseq: cseq.sequence, path: path,
+                                echoPath: wantsPath && !path.isEmpty, template: template)
+
+        switch contactHeader {
+        case nil:
+            plan.action = .fetch
+        case .wildcard:
+            // Step 6: "*" only with Expires: 0 (and it was the only Contact, or parsing would have failed).
+            guard expiresHeader == 0 else { throw .invalidWildcard }
+            plan.action = .removeAll
+        case .contacts(let list):
+            // RFC 5630: binding a sips: contact needs a sips: Request-URI and only sips: contacts.
+            if anySIPSContact {
+                guard request.uri.isSIPS, list.allSatisfy({ $0.uri.isSIPS }) else { throw .mixedSchemes }
+            }
+            var updates: [ContactUpdate] = []
+            updates.reserveCapacity(list.count)
+            for c in list {
+                // Step 7: expires param, else Expires header, else the default; capped; min checked.
+                var expires = c.expires ?? expiresHeader ?? configuration.effectiveDefaultExpires
+                if expires > configuration.maxExpires { expires = configuration.maxExpires }
+                if expires != 0 && expires < configuration.minExpires {
+                    throw .intervalTooBrief(minExpires: configuration.minExpires)
+                }
+                var params = c.address.parameters
+                params.remove("expires")
+                params.remove("q")
+                let uriText = c.uri.description
+                updates.append(ContactUpdate(
+                    key: ContactKey(uri: c.uri, uriText: uriText, instance: c.instance, regID: c.regID),
+                    scheme: ContactScheme(c.uri), parameters: params.serialized, q: c.hasInvalidQ ? nil : c.qValue,
+                    expires: expires))
+            }
+            plan.action = .update(updates)
+        }
+        return plan
+    }
+
+    /// Applies a plan to the index, makes it durable, and answers.
+    func commit(_ plan: RegisterPlan, request: SIPRequest) async -> SIPReceiveOutcome {
+        let now = clock.nowMilliseconds()
+        let result: Result<Applied, RegistrarError> = state.withLock { s in
+            Result { () throws(RegistrarError) -> Applied in try apply(plan, now: now, to: &s) }
+        }
+        let applied: Applied
+        switch result {
+        case .failure(let e): return fail(request, e)
+        case .success(let a): applied = a
+        }
+        if !applied.changes.isEmpty {
+            do {
+                try await store.apply(applied.changes)
+            } catch {
+                // Undo, unless another request changed this AOR meanwhile (its own commit decides then).
+                state.withLock { s in
+                    if (s.records[plan.aor] ?? []) == applied.after {
+                        s.records[plan.aor] = applied.before.isEmpty ? nil : applied.before
+                        s.bindingCount += applied.before.count - applied.after.count
+                        for b in applied.before { s.heap.push(.init(expiresAt: b.expiresAt, aor: b.aor, uri: b.uri)) }
+                    }
+                }
+                return fail(request, .storeUnavailable(retryAfter: 5))
+            }
+            emit(applied.events)
+            scheduleExpiry()
+        }
+        return .respond(okResponse(request, plan: plan, bindings: applied.after, now: now))
+    }
+
+    struct Applied {
+        var before: [Binding]
+        var after: [Binding]
+        var changes: [BindingChange]
+        var events: [BindingEvent]
+    }
+
+    /// The index update, under the lock: all contacts or none.
+    func apply(_ plan: RegisterPlan, now: Int64, to s: inout State) throws(RegistrarError) -> Applied {
+        let stored = s.records[plan.aor] ?? []
+        // Expired bindings are gone as far as this request is concerned.
+        let current = stored.filter { $0.isActive(at: now) }
+        var next = current
+        var changes: [BindingChange] = []
+        var events: [BindingEvent] = []
+        for b in stored where !b.isActive(at: now) {
+            changes.append(.remove(aor: b.aor, uri: b.uri))
+            events.append(.expired(b))
+        }
+
+        switch plan.action {
+        case .fetch:
+            break
+        case .removeAll:
+            // Step 6 applied to "*": a binding from the same Call-ID needs a higher CSeq.
+            for b in current where b.callID == plan.callID && plan.cseq <= b.cseq { throw .invalidCSeq }
+            for b in current {
+                changes.append(.remove(aor: b.aor, uri: b.uri))
+                events.append(.removed(b))
+            }
+            next = []
+        case .update(let updates):
+            var addedNew = false
+            for u in updates {
+                // The CSeq rule compares with what was stored before this request.
+                if let old = current.first(where: { $0.sameContact(as: u.key) }), old.callID == plan.callID, plan.cseq <= old.cseq {
+                    throw .invalidCSeq
+                }
+                let existing = next.firstIndex { $0.sameContact(as: u.key) }
+                if u.expires == 0 {
+                    if let i = existing {
+                        let gone = next.remove(at: i)
+                        changes.append(.remove(aor: gone.aor, uri: gone.uri))
+                        events.append(.removed(gone))
+                    }
+                    continue
+                }
+                var b = plan.template
+                b.uri = u.key.uriText
+                b.scheme = u.scheme
+                b.contactParameters = u.parameters
+                b.q = u.q
+                b.instance = u.key.instance
+                b.regID = u.key.regID
+                b.expiresAt = now + Int64(u.expires) * 1000
+                b.updatedAt = now
+                if let i = existing {
+                    let old = next[i]
+                    if old.uri != b.uri { changes.append(.remove(aor: old.aor, uri: old.uri)) }
+                    next[i] = b
+                    let wasStored = current.contains { $0.sameContact(as: u.key) }
+                    events.append(wasStored ? .refreshed(b) : .created(b))
+                } else {
+                    next.append(b)
+                    addedNew = true
+                    events.append(.created(b))
+                }
+                changes.append(.upsert(b))
+            }
+            if let limit = configuration.maxContactsPerAOR, next.count > limit {
+                guard addedNew else { break }
+                guard configuration.replaceOldestWhenFull else { throw .tooManyContacts(limit: limit) }
+                let touched = Set(updates.map { $0.key.uriText })
+                while next.count > limit {
+                    // Drop the least recently refreshed binding this request did not touch.
+                    let candidates = next.indices.filter { !touched.contains(next[$0].uri) }
+                    guard let oldest = candidates.min(by: { next[$0].updatedAt < next[$1].updatedAt }) else {
+                        throw .tooManyContacts(limit: limit)
+                    }
+                    let gone = next.remove(at: oldest)
+                    changes.append(.remove(aor: gone.aor, uri: gone.uri))
+                    events.append(.removed(gone))
+                }
+            }
+        }
+
+        if changes.isEmpty {
+            return Applied(before: stored, after: next, changes: [], events: [])
+        }
+        s.records[plan.aor] = next.isEmpty ? nil : next
+        s.bindingCount += next.count - stored.count
+        for case .upsert(let b) in changes {
+            s.heap.push(.init(expiresAt: b.expiresAt, aor: b.aor, uri: b.uri))
+        }
+        return Applied(before: stored, after: next, changes: changes, events: events)
+    }
+
+    /// Step 8: 200 OK listing every current binding with its remaining expiry, plus Date.
+    func okResponse(_ request: SIPRequest, plan: RegisterPlan, bindings: [Binding], now: Int64) -> SIPResponse {
+        var response = SIPResponse(to: request, statusCode: 200, toTag: SIPResponse.randomTag(),
+                                   server: configuration.serverHeader)
+        for b in bindings where b.isActive(at: now) {
+            response.headers.add(.contact, b.contactHeaderValue(at: now))
+        }
+        if plan.echoPath {
+            for p in plan.path { response.headers.add(.path, p) }
+            response.headers.add(.supported, "path")
+        }
+        response.headers.add(.date, SIPDate.format(secondsSince1970: now / 1000))
+        return response
+    }
+
+    func fail(_ request: SIPRequest, _ error: RegistrarError) -> SIPReceiveOutcome {
+        var response = SIPResponse(to: request, statusCode: error.statusCode, reasonPhrase: error.reasonPhrase,
+                                   toTag: SIPResponse.randomTag(), server: configuration.serverHeader)
+        for (name, value) in error.extraHeaders { response.headers.add(name, value) }
+        return .respond(response)
+    }
+}

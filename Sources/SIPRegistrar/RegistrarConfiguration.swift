@@ -1,0 +1,102 @@
+/// What the registrar does with a request other than REGISTER.
+public enum NonRegisterMode: String, Sendable, Hashable, CaseIterable {
+    /// Net::SIP's behaviour: rewrite the Request-URI to the first contact and pass the
+    /// request on along the receive chain; requests for unknown users pass unchanged.
+    case rewrite
+    /// Answer 302 Moved Temporarily with the contacts (RFC 3261 8.3), 404 for an unknown
+    /// user, 480 with `Warning: 380` when a `sips:` target has only `sip:` contacts (RFC 5630).
+    case redirect
+    /// Leave every non-REGISTER request to the next receiver.
+    case ignore
+}
+
+/// The registrar's settings, validated at construction. Defaults are Net::SIP's
+/// (`min_expires` 30, `max_expires` 300, every domain).
+public struct RegistrarConfiguration: Sendable, Hashable {
+    /// A non-zero expiry below this is answered 423 Interval Too Brief.
+    public var minExpires: Int
+    /// Expiries above this are lowered to it.
+    public var maxExpires: Int
+    /// The expiry used when neither the contact nor the request gives one (then capped to `maxExpires`).
+    public var defaultExpires: Int
+    /// Served domains: each matches itself and its subdomains; `*` or an empty list matches all.
+    public var domains: [String]
+    /// Answer 404 to a REGISTER for a domain not served, instead of ignoring it (Net::SIP ignores).
+    public var rejectForeignDomains: Bool
+    /// At most this many contacts per address of record; nil for no limit.
+    public var maxContactsPerAOR: Int?
+    /// At the limit, drop the least recently refreshed contact instead of answering 403.
+    public var replaceOldestWhenFull: Bool
+    /// How requests other than REGISTER are handled.
+    public var nonRegisterMode: NonRegisterMode
+    /// Option tags accepted in `Require` (RFC 3261 10.3 step 2).
+    public var supportedExtensions: [String]
+    /// A Server header for responses, if any.
+    public var serverHeader: String?
+
+    public init(minExpires: Int = 30, maxExpires: Int = 300, defaultExpires: Int = 3600, domains: [String] = [],
+                rejectForeignDomains: Bool = false, maxContactsPerAOR: Int? = nil, replaceOldestWhenFull: Bool = false,
+                nonRegisterMode: NonRegisterMode = .rewrite, supportedExtensions: [String] = ["path"],
+                serverHeader: String? = nil) {
+        self.minExpires = minExpires
+        self.maxExpires = maxExpires
+        self.defaultExpires = defaultExpires
+        self.domains = domains
+        self.rejectForeignDomains = rejectForeignDomains
+        self.maxContactsPerAOR = maxContactsPerAOR
+        self.replaceOldestWhenFull = replaceOldestWhenFull
+        self.nonRegisterMode = nonRegisterMode
+        self.supportedExtensions = supportedExtensions
+        self.serverHeader = serverHeader
+    }
+
+    /// Checks the settings; throws a description of the first bad one.
+    public func validate() throws(RegistrarConfigurationError) {
+        guard minExpires >= 0 else { throw .invalid("min-expires must not be negative (got \(minExpires))") }
+        guard maxExpires > 0 else { throw .invalid("max-expires must be positive (got \(maxExpires))") }
+        guard minExpires <= maxExpires else {
+            throw .invalid("min-expires (\(minExpires)) must not be greater than max-expires (\(maxExpires))")
+        }
+        guard defaultExpires > 0 else { throw .invalid("default-expires must be positive (got \(defaultExpires))") }
+        if let m = maxContactsPerAOR, m < 1 { throw .invalid("max-contacts must be at least 1 (got \(m))") }
+        for d in domains where d.isEmpty || d.contains(where: { $0 == " " || $0 == "@" || $0 == ":" }) {
+            throw .invalid("domain '\(d)' is not a host name")
+        }
+    }
+
+    /// The default expiry after capping.
+    var effectiveDefaultExpires: Int { max(min(defaultExpires, maxExpires), minExpires) }
+}
+
+/// A configuration value the registrar cannot work with.
+public enum RegistrarConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
+    case invalid(String)
+    public var description: String {
+        switch self {
+        case .invalid(let s): return s
+        }
+    }
+}
+
+/// Net::SIP's domain rule: a domain matches itself and its subdomains; `*` matches all;
+/// no domains at all means every domain is served.
+struct DomainMatcher: Sendable, Hashable {
+    let domains: [String]
+    let matchesAll: Bool
+
+    init(_ domains: [String]) {
+        let lowered = domains.map { $0.lowercased() }
+        self.domains = lowered
+        self.matchesAll = lowered.isEmpty || lowered.contains("*")
+    }
+
+    func serves(_ host: String) -> Bool {
+        if matchesAll { return true }
+        let h = host.lowercased()
+        for d in domains {
+            if h == d { return true }
+            if h.hasSuffix("." + d) { return true }
+        }
+        return false
+    }
+}

@@ -1,0 +1,500 @@
+import SIPMessage
+@testable import SIPRegistrar
+import Testing
+
+@Suite struct RegistrarRegisterTests {
+    let clock = ManualRegistrarClock()
+
+    func registrar(_ c: RegistrarConfiguration = RegistrarConfiguration(minExpires: 60, maxExpires: 3600),
+                   store: any BindingStore = InMemoryBindingStore()) throws -> Registrar {
+        try Registrar(configuration: c, store: store, clock: clock)
+    }
+
+    @Test func registersAndAnswersWithBindingsAndDate() async throws {
+        let r = try registrar()
+        var b = RegisterBuilder()
+        b.expires = 600
+        let response = try #require(try await r.send(b))
+        #expect(response.statusCode == 200)
+        #expect(response.contactList.map(\.uri) == ["sip:alice@192.0.2.10:5060"])
+        #expect(response.contactList.first?.expires == 600)
+        #expect(response.headers.date == Substring(SIPDate.format(secondsSince1970: clock.nowMilliseconds() / 1000)))
+        #expect(try response.headers.to?.tag != nil)
+        #expect(r.query("sip:alice@example.com") == ["sip:alice@192.0.2.10:5060"])
+        let binding = try #require(r.lookup("sip:alice@example.com").first)
+        #expect(binding.transport == .udp && binding.source == "192.0.2.10:5060" && binding.callID == "call-1")
+    }
+
+    @Test func expiryPrecedenceAndCaps() async throws {
+        let r = try registrar()
+        var b = RegisterBuilder()
+        b.contacts = ["<sip:a@h1>;expires=120", "<sip:a@h2>", "<sip:a@h3>;expires=99999"]
+        b.expires = 300
+        let response = try #require(try await r.send(b))
+        #expect(response.statusCode == 200)
+        let byURI = Dictionary(uniqueKeysWithValues: response.contactList.map { ($0.uri, $0.expires) })
+        #expect(byURI["sip:a@h1"] == 120)
+        #expect(byURI["sip:a@h2"] == 300)
+        #expect(byURI["sip:a@h3"] == 3600)
+    }
+
+    @Test func defaultExpiryIs3600CappedToMax() async throws {
+        let r = try registrar(RegistrarConfiguration(minExpires: 30, maxExpires: 300))
+        let response = try #require(try await r.send(RegisterBuilder()))
+        #expect(response.contactList.first?.expires == 300)
+        let r2 = try registrar(RegistrarConfiguration(minExpires: 30, maxExpires: 7200))
+        #expect(try await r2.send(RegisterBuilder())?.contactList.first?.expires == 3600)
+    }
+
+    @Test func malformedExpiresHeaderMeansDefault() async throws {
+        let r = try registrar()
+        var b = RegisterBuilder()
+        b.extra = ["Expires: soon"]
+        #expect(try await r.send(b)?.contactList.first?.expires == 3600)
+    }
+
+    @Test func intervalTooBriefCarriesMinExpires() async throws {
+        let r = try registrar()
+        var b = RegisterBuilder()
+        b.expires = 30
+        let response = try #require(try await r.send(b))
+        #expect(response.statusCode == 423)
+        #expect(response.reasonPhrase == "Interval Too Brief")
+        #expect(try response.headers.minExpires == 60)
+        #expect(r.query("sip:alice@example.com").isEmpty)
+    }
+
+    @Test func zeroRemovesOneContact() async throws {
+        let r = try registrar()
+        var b = RegisterBuilder()
+        b.contacts = ["<sip:a@h1>", "<sip:a@h2>"]
+        _ = try await r.send(b)
+        b.contacts = ["<sip:a@h1>;expires=0"]
+        b.cseq = 2
+        let response = try #require(try await r.send(b))
+        #expect(response.statusCode == 200)
+        #expect(response.contactList.map(\.uri) == ["sip:a@h2"])
+        #expect(r.query("sip:alice@example.com") == ["sip:a@h2"])
+    }
+
+    @Test func wildcardRules() async throws {
+        let r = try registrar()
+        var b = RegisterBuilder()
+        b.contacts = ["<sip:a@h1>", "<sip:a@h2>"]
+        _ = try await r.send(b)
+        for (contacts, expires, extra) in [(["*"], 60, [String]()), (["*"], nil, []), (["*, <sip:a@h3>"], 0, []),
+                                          (["*", "<sip:a@h3>"], 0, [])] as [([String], Int?, [String])] {
+            var w = b
+            w.contacts = contacts
+            w.expires = expires
+            w.extra = extra
+            w.cseq = 5
+            let response = try #require(try await r.send(w))
+            #expect(response.statusCode == 400, "\(contacts) \(String(describing: expires))")
+            #expect(response.reasonPhrase == "Invalid Wildcard Contact")
+        }
+        #expect(r.query("sip:alice@example.com").count == 2)
+        var w = b
+        w.contacts = ["*"]
+        w.expires = 0
+        w.cseq = 1  // same Call-ID, CSeq not higher: refused
+        #expect(try await r.send(w)?.statusCode == 400)
+        w.cseq = 6
+        let ok = try #require(try await r.send(w))
+        #expect(ok.statusCode == 200 && ok.contactList.isEmpty)
+        #expect(r.query("sip:alice@example.com").isEmpty)
+        #expect(r.bindingCount == 0)
+    }
+
+    @Test func sameCallIDNeedsHigherCSeq() async throws {
+        let r = try registrar()
+        var b = RegisterBuilder()
+        b.cseq = 10
+        b.expires = 600
+        _ = try await r.send(b)
+        clock.advance(seconds: 100)
+        b.expires = 1200
+        let stale = try #require(try await r.send(b))
+        #expect(stale.statusCode == 400 && stale.reasonPhrase == "Invalid CSeq")
+        #expect(r.lookup("sip:alice@example.com").first?.remainingSeconds(at: clock.nowMilliseconds()) == 500)
+        b.callID = "other-call"
+        b.cseq = 1
+        let moved = try #require(try await r.send(b))
+        #expect(moved.statusCode == 200 && moved.contactList.first?.expires == 1200)
+        #expect(r.lookup("sip:alice@example.com").first?.callID == "other-call")
+    }
+
+    @Test func severalContactsAreAppliedAtomically() async throws {
+        let r = try registrar()
+        var b = RegisterBuilder()
+        b.contacts = ["<sip:a@h1>"]
+        b.cseq = 5
+        _ = try await r.send(b)
+        // h2 is new, h1 repeats the CSeq: nothing may change.
+        b.contacts = ["<sip:a@h2>, <sip:a@h1>"]
+        let response = try #require(try await r.send(b))
+        #expect(response.statusCode == 400)
+        #expect(r.query("sip:alice@example.com") == ["sip:a@h1"])
+        // One contact too brief: none applied.
+        b.cseq = 6
+        b.contacts = ["<sip:a@h2>", "<sip:a@h3>;expires=5"]
+        #expect(try await r.send(b)?.statusCode == 423)
+        #expect(r.query("sip:alice@example.com") == ["sip:a@h1"])
+    }
+
+    @Test func registerWithoutContactIsAFetch() async throws {
+        let r = try registrar()
+        var b = RegisterBuilder()
+        b.contacts = ["<sip:a@h1>;q=0.5", "<sip:a@h2>"]
+        _ = try await r.send(b)
+        b.contacts = []
+        b.cseq = 2
+        let response = try #require(try await r.send(b))
+        #expect(response.statusCode == 200)
+        #expect(Set(response.contactList.map(\.uri)) == ["sip:a@h1", "sip:a@h2"])
+        let text = String(decoding: response.serialized(), as: UTF8.self)
+        #expect(text.contains("Contact: <sip:a@h1>;expires=3600;q=0.5\r\n"))
+    }
+
+    @Test func contactLimit() async throws {
+        var c = RegistrarConfiguration(minExpires: 60, maxExpires: 3600, maxContactsPerAOR: 2)
+        let r = try registrar(c)
+        var b = RegisterBuilder()
+        b.contacts = ["<sip:a@h1>", "<sip:a@h2>"]
+        #expect(try await r.send(b)?.statusCode == 200)
+        b.contacts = ["<sip:a@h3>"]
+        b.cseq = 2
+        let refused = try #require(try await r.send(b))
+        #expect(refused.statusCode == 403 && refused.reasonPhrase == "Too Many Registrations")
+        // Refreshing an existing one is fine at the limit.
+        b.contacts = ["<sip:a@h1>"]
+        b.cseq = 3
+        #expect(try await r.send(b)?.statusCode == 200)
+
+        c.replaceOldestWhenFull = true
+        let r2 = try registrar(c)
+        b.contacts = ["<sip:a@h1>"]
+        b.cseq = 1
+        _ = try await r2.send(b)
+        clock.advance(seconds: 1)
+        b.contacts = ["<sip:a@h2>"]
+        b.cseq = 2
+        _ = try await r2.send(b)
+        clock.advance(seconds: 1)
+        b.contacts = ["<sip:a@h3>"]
+        b.cseq = 3
+        let replaced = try #require(try await r2.send(b))
+        #expect(replaced.statusCode == 200)
+        #expect(Set(r2.query("sip:alice@example.com")) == ["sip:a@h2", "sip:a@h3"])
+    }
+
+    @Test func instanceAndRegIDReplaceEvenWhenURIChanges() async throws {
+        let r = try registrar()
+        var b = RegisterBuilder()
+        b.contacts = ["<sip:alice@192.0.2.10:5060>;+sip.instance=\"<urn:uuid:1>\";reg-id=1"]
+        _ = try await r.send(b)
+        b.contacts = ["<sip:alice@192.0.2.99:6000>;+sip.instance=\"<urn:uuid:1>\";reg-id=1"]
+        b.callID = "new-call"
+        let response = try #require(try await r.send(b))
+        #expect(response.contactList.map(\.uri) == ["sip:alice@192.0.2.99:6000"])
+        let binding = try #require(r.lookup("sip:alice@example.com").first)
+        #expect(binding.instance == "<urn:uuid:1>" && binding.regID == 1)
+        let text = String(decoding: response.serialized(), as: UTF8.self)
+        #expect(text.contains(";+sip.instance=\"<urn:uuid:1>\";reg-id=1"))
+        // Another reg-id of the same instance is a second flow.
+        b.contacts = ["<sip:alice@192.0.2.99:6001>;+sip.instance=\"<urn:uuid:1>\";reg-id=2"]
+        b.cseq = 2
+        _ = try await r.send(b)
+        #expect(r.query("sip:alice@example.com").count == 2)
+    }
+
+    @Test func pathIsStoredAndEchoedOnlyWhenSupported() async throws {
+        let r = try registrar()
+        var b = RegisterBuilder()
+        b.extra = ["Path: <sip:edge.example.com;lr>", "Supported: path"]
+        let response = try #require(try await r.send(b))
+        #expect(response.headers.values(.path) == ["<sip:edge.example.com;lr>"])
+        #expect(r.lookup("sip:alice@example.com").first?.path == ["<sip:edge.example.com;lr>"])
+        var b2 = RegisterBuilder()
+        b2.to = "<sip:bob@example.com>"
+        b2.extra = ["Path: <sip:edge.example.com;lr>"]
+        let r2 = try #require(try await r.send(b2))
+        #expect(r2.headers.values(.path).isEmpty)
+        #expect(r.lookup("sip:bob@example.com").first?.path == [])
+    }
+
+    @Test func unsupportedRequireIs420() async throws {
+        let r = try registrar()
+        var b = RegisterBuilder()
+        b.extra = ["Require: path, foo, bar"]
+        let response = try #require(try await r.send(b))
+        #expect(response.statusCode == 420 && response.reasonPhrase == "Bad Extension")
+        #expect(response.headers.unsupported == ["foo", "bar"])
+    }
+
+    @Test func nonSIPAORIs404() async throws {
+        let r = try registrar()
+        var b = RegisterBuilder()
+        b.to = "<tel:+15551234>"
+        #expect(try await r.send(b)?.statusCode == 404)
+    }
+
+    @Test func aorIsNormalized() async throws {
+        let r = try registrar()
+        var b = RegisterBuilder()
+        b.to = "\"Alice\" <sip:alice@EXAMPLE.com:5060;transport=udp>"
+        _ = try await r.send(b)
+        #expect(r.query("sip:alice@example.com").count == 1)
+        #expect(r.query("sip:Alice@example.com").isEmpty)  // users are case-sensitive
+        #expect(r.query("sip:alice@Example.COM").count == 1)
+    }
+
+    @Test func storeFailureIs503AndChangesNothing() async throws {
+        let store = FlakyStore()
+        let r = try registrar(store: store)
+        _ = try await r.send(RegisterBuilder())
+        store.failing.withLock { $0 = true }
+        var b = RegisterBuilder()
+        b.contacts = ["<sip:a@h9>"]
+        b.cseq = 2
+        let response = try #require(try await r.send(b))
+        #expect(response.statusCode == 503)
+        #expect(try response.headers.retryAfter?.seconds == 5)
+        #expect(r.query("sip:alice@example.com") == ["sip:alice@192.0.2.10:5060"])
+        #expect(r.bindingCount == 1)
+        #expect(store.inner.count == 1)
+    }
+
+    @Test func storeSeesEveryChangeAndLoadDropsExpired() async throws {
+        let store = InMemoryBindingStore()
+        let r = try registrar(store: store)
+        var b = RegisterBuilder()
+        b.contacts = ["<sip:a@h1>;expires=100", "<sip:a@h2>;expires=1000"]
+        _ = try await r.send(b)
+        #expect(store.count == 2)
+        clock.advance(seconds: 200)
+        let restarted = try registrar(store: store)
+        #expect(try await restarted.load() == 1)
+        #expect(restarted.query("sip:alice@example.com") == ["sip:a@h2"])
+        #expect(store.count == 1)
+    }
+
+    @Test func eventsAreStreamed() async throws {
+        let r = try registrar()
+        let events = r.events()
+        var b = RegisterBuilder()
+        b.expires = 100
+        _ = try await r.send(b)
+        b.cseq = 2
+        _ = try await r.send(b)
+        b.cseq = 3
+        b.expires = 0
+        _ = try await r.send(b)
+        b.cseq = 4
+        b.expires = 100
+        _ = try await r.send(b)
+        clock.advance(seconds: 101)
+        _ = await r.expire()
+        var kinds: [String] = []
+        for await e in events {
+            switch e {
+            case .created: kinds.append("created")
+            case .refreshed: kinds.append("refreshed")
+            case .removed: kinds.append("removed")
+            case .expired: kinds.append("expired")
+            }
+            if kinds.count == 5 { break }
+        }
+        #expect(kinds == ["created", "refreshed", "removed", "created", "expired"])
+    }
+}
+
+@Suite struct RegistrarSIPSTests {
+    let clock = ManualRegistrarClock()
+
+    func registrar() throws -> Registrar {
+        try Registrar(configuration: RegistrarConfiguration(minExpires: 60, maxExpires: 3600), clock: clock)
+    }
+
+    @Test func sipsOverNonTLSIsRefused() async throws {
+        let r = try registrar()
+        for (ruri, to, contact) in [("sips:example.com", "<sip:alice@example.com>", "<sip:a@h>"),
+                                    ("sip:example.com", "<sips:alice@example.com>", "<sip:a@h>"),
+                                    ("sip:example.com", "<sip:alice@example.com>", "<sips:a@h>")] {
+            var b = RegisterBuilder()
+            b.requestURI = ruri
+            b.to = to
+            b.contacts = [contact]
+            for source in [udp, tcp] {
+                let response = try #require(try await r.send(b, from: source))
+                #expect(response.statusCode == 403 && response.reasonPhrase == "SIPS Requires TLS")
+            }
+        }
+        #expect(r.bindingCount == 0)
+    }
+
+    @Test func sipsContactNeedsSIPSRequestURIAndOnlySIPSContacts() async throws {
+        let r = try registrar()
+        var b = RegisterBuilder()
+        b.requestURI = "sip:example.com"
+        b.contacts = ["<sips:a@h>"]
+        #expect(try await r.send(b, from: tls)?.statusCode == 400)
+        b.requestURI = "sips:example.com"
+        b.contacts = ["<sips:a@h>", "<sip:a@h2;transport=tls>"]
+        #expect(try await r.send(b, from: tls)?.statusCode == 400)
+        b.contacts = ["<sips:a@h>"]
+        #expect(try await r.send(b, from: tls)?.statusCode == 200)
+    }
+
+    /// baresip with a sips: account keeps a sip:;transport=tls Contact: accepted, but a
+    /// sips: lookup does not return it (RFC 5630).
+    @Test func baresipSIPSAccountWithSIPContact() async throws {
+        let r = try registrar()
+        let req = try request("""
+        REGISTER sips:example.com SIP/2.0
+        Via: SIP/2.0/TLS 127.0.0.1:35161;branch=z9hG4bKaa8332ea7e4356b2;rport
+        Contact: <sip:alice-0x55@127.0.0.1:35161;transport=tls>;expires=600;+sip.instance="<urn:uuid:2b8a>";reg-id=1
+        To: <sips:alice@example.com>
+        From: <sips:alice@example.com>;tag=c932
+        Call-ID: c7d6
+        CSeq: 40208 REGISTER
+        Supported: gruu, outbound, path
+        Content-Length: 0
+
+
+        """)
+        #expect(await r.receive(req, from: tls).statusCode == 200)
+        #expect(r.query("sips:alice@example.com").isEmpty)
+        #expect(r.query("sip:alice@example.com") == ["sip:alice-0x55@127.0.0.1:35161;transport=tls"])
+    }
+
+    @Test func sipAndSIPSAORsAreOneAndLookupFilters() async throws {
+        let r = try registrar()
+        var b = RegisterBuilder()
+        b.requestURI = "sips:example.com"
+        b.to = "<sips:alice@example.com>"
+        b.contacts = ["<sips:alice@192.0.2.10:5061>"]
+        _ = try await r.send(b, from: tls)
+        var u = RegisterBuilder()
+        u.contacts = ["<sip:alice@192.0.2.10:5060>", "<tel:+15551234>", "<mailto:alice@example.com>"]
+        u.callID = "udp-call"
+        let response = try #require(try await r.send(u, from: udp))
+        // The 200 lists every binding, non-SIP ones included.
+        #expect(Set(response.contactList.map(\.uri)) == ["sips:alice@192.0.2.10:5061", "sip:alice@192.0.2.10:5060",
+                                                         "tel:+15551234", "mailto:alice@example.com"])
+        #expect(r.query("sips:alice@example.com") == ["sips:alice@192.0.2.10:5061"])
+        #expect(Set(r.query("sip:alice@example.com")) == ["sips:alice@192.0.2.10:5061", "sip:alice@192.0.2.10:5060"])
+        #expect(r.query("tel:+15551234").isEmpty)
+        let tlsBinding = try #require(r.lookup("sips:alice@example.com").first)
+        #expect(tlsBinding.transport == .tls && tlsBinding.flowID == 8 && tlsBinding.tlsIdentity == "sip:alice@example.com")
+    }
+}
+
+@Suite struct RegistrarLookupTests {
+    let clock = ManualRegistrarClock()
+
+    @Test func orderedByQThenMostRecent() async throws {
+        let r = try Registrar(configuration: RegistrarConfiguration(minExpires: 60, maxExpires: 3600), clock: clock)
+        var b = RegisterBuilder()
+        for (i, c) in ["<sip:a@h1>;q=0.5", "<sip:a@h2>;q=0.9", "<sip:a@h3>", "<sip:a@h4>;q=0.5"].enumerated() {
+            b.contacts = [c]
+            b.cseq = UInt32(i + 1)
+            _ = try await r.send(b)
+            clock.advance(seconds: 1)
+        }
+        #expect(r.query("sip:alice@example.com") == ["sip:a@h3", "sip:a@h2", "sip:a@h4", "sip:a@h1"])
+    }
+
+    @Test func expiredBindingIsNeverReturnedEvenBeforePurge() async throws {
+        let r = try Registrar(configuration: RegistrarConfiguration(minExpires: 60, maxExpires: 3600), clock: clock)
+        var b = RegisterBuilder()
+        b.expires = 60
+        _ = try await r.send(b)
+        clock.advance(seconds: 59.9)
+        #expect(r.query("sip:alice@example.com").count == 1)
+        clock.advance(seconds: 0.1)
+        #expect(r.query("sip:alice@example.com").isEmpty)
+        #expect(r.bindingCount == 1)  // not purged yet
+        let gone = await r.expire()
+        #expect(gone.count == 1 && r.bindingCount == 0 && r.aorCount == 0)
+    }
+
+    @Test func expireIsDrivenByTheDispatcherTimer() async throws {
+        let timers = ManualTimers()
+        let r = try Registrar(configuration: RegistrarConfiguration(minExpires: 60, maxExpires: 3600), clock: clock, timers: timers)
+        var b = RegisterBuilder()
+        b.contacts = ["<sip:a@h1>;expires=120", "<sip:a@h2>;expires=600"]
+        _ = try await r.send(b)
+        #expect(timers.delays == [.seconds(120)])
+        // A later expiry does not re-arm; an earlier one does.
+        var c = RegisterBuilder()
+        c.to = "<sip:bob@example.com>"
+        c.expires = 60
+        _ = try await r.send(c)
+        #expect(timers.delays == [.seconds(60)])
+        clock.advance(seconds: 60)
+        timers.fireAll()
+        for _ in 0..<200 where r.query("sip:bob@example.com").count + r.bindingCount > 2 { await Task.yield() }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(r.bindingCount == 2)
+        #expect(timers.delays == [.seconds(60)])  // re-armed for h1 at 120 s
+    }
+}
+
+@Suite struct RegistrarNonRegisterTests {
+    let clock = ManualRegistrarClock()
+
+    func invite(_ uri: String) throws -> SIPRequest {
+        try request("""
+        INVITE \(uri) SIP/2.0
+        Via: SIP/2.0/UDP 192.0.2.50;branch=z9hG4bKinv
+        From: <sip:bob@example.org>;tag=1
+        To: <\(uri)>
+        Call-ID: inv-1
+        CSeq: 1 INVITE
+        Content-Length: 0
+
+
+        """)
+    }
+
+    func registrar(_ mode: NonRegisterMode) async throws -> Registrar {
+        let r = try Registrar(configuration: RegistrarConfiguration(minExpires: 60, maxExpires: 3600, nonRegisterMode: mode),
+                              clock: clock)
+        var b = RegisterBuilder()
+        b.contacts = ["<sip:alice@192.0.2.10:5060>;q=0.8", "<sip:alice@192.0.2.11:5060>"]
+        _ = try await r.send(b)
+        return r
+    }
+
+    @Test func redirect() async throws {
+        let r = try await registrar(.redirect)
+        guard case .respond(let moved) = await r.receive(try invite("sip:alice@example.com"), from: udp) else {
+            Issue.record("expected a response")
+            return
+        }
+        #expect(moved.statusCode == 302)
+        #expect(moved.contactList.map(\.uri) == ["sip:alice@192.0.2.11:5060", "sip:alice@192.0.2.10:5060"])
+        #expect(await r.receive(try invite("sip:nobody@example.com"), from: udp).statusCode == 404)
+        guard case .respond(let sips) = await r.receive(try invite("sips:alice@example.com"), from: tls) else {
+            Issue.record("expected a response")
+            return
+        }
+        #expect(sips.statusCode == 480)
+        #expect(try sips.headers.warning.first?.code == 380)
+        #expect(try sips.headers.warning.first?.text == "SIPS Not Allowed")
+    }
+
+    @Test func rewriteLikeNetSIP() async throws {
+        let r = try await registrar(.rewrite)
+        guard case .forward(let rewritten, _) = await r.receive(try invite("sip:alice@example.com"), from: udp) else {
+            Issue.record("expected a forward")
+            return
+        }
+        #expect(rewritten.uri.description == "sip:alice@192.0.2.11:5060")
+        guard case .pass = await r.receive(try invite("sip:nobody@example.com"), from: udp) else {
+            Issue.record("unknown user must pass unchanged")
+            return
+        }
+    }
+}
