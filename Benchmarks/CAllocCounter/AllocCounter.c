@@ -4,6 +4,9 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #if defined(__linux__) && defined(__GLIBC__)
 extern void *__libc_malloc(size_t);
@@ -31,6 +34,8 @@ int posix_memalign(void **out, size_t a, size_t n) {
 unsigned long c_alloc_counter_allocations(void) {
     return atomic_load_explicit(&allocations, memory_order_relaxed);
 }
+unsigned long c_alloc_counter_heap_bytes(void) { return (unsigned long)mallinfo2().uordblks; }
 #else
 unsigned long c_alloc_counter_allocations(void) { return 0; }
+unsigned long c_alloc_counter_heap_bytes(void) { return 0; }
 #endif

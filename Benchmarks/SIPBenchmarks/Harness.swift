@@ -54,3 +54,5 @@ extension String {
     func padding(to n: Int) -> String { count >= n ? self : self + String(repeating: " ", count: n - count) }
     func leftPadding(to n: Int) -> String { count >= n ? self : String(repeating: " ", count: n - count) + self }
 }
+
+func c_alloc_counter_allocations_checked() -> UInt64 { UInt64(c_alloc_counter_allocations()) }

@@ -26,7 +26,12 @@ public struct NameAddress: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses one name-addr / addr-spec with parameters; nil when malformed.
     public static func parse<S: StringProtocol>(_ text: S) -> NameAddress? where S.SubSequence == Substring {
-        let t = Substring(text).trimmingSIPWhitespace()
+        parseKeepingURIText(Substring(text))?.0
+    }
+
+    /// Parses and also returns the URI exactly as written.
+    static func parseKeepingURIText(_ text: Substring) -> (NameAddress, Substring)? {
+        let t = text.trimmingSIPWhitespace()
         let u = t.utf8
         guard !u.isEmpty else { return nil }
         var displayName: String?
@@ -66,14 +71,15 @@ public struct NameAddress: Sendable, Hashable, CustomStringConvertible {
             paramsText = Substring(u[semi...])
             // A bare addr-spec cannot carry URI headers; '?' then belongs to nothing valid.
         }
-        guard let uri = SIPURI.parse(uriText.trimmingSIPWhitespace()) else { return nil }
+        let uriTrimmed = uriText.trimmingSIPWhitespace()
+        guard let uri = SIPURI.parse(uriTrimmed) else { return nil }
         let ptrim = paramsText.trimmingSIPWhitespace()
         var params = SIPParameters()
         if !ptrim.isEmpty {
             guard ptrim.utf8.first == ASCII.semicolon, let p = HeaderSplitter.parameters(ptrim) else { return nil }
             params = p
         }
-        return NameAddress(displayName: displayName, uri: uri, parameters: params)
+        return (NameAddress(displayName: displayName, uri: uri, parameters: params), uriTrimmed)
     }
 
     /// Always the `name-addr` form with angle brackets, which is safe whatever the URI holds.

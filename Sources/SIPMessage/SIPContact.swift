@@ -1,15 +1,24 @@
 /// One Contact value (RFC 3261 20.10, RFC 5626 `+sip.instance` / `reg-id`).
 public struct SIPContact: Sendable, Hashable, CustomStringConvertible {
     public var address: NameAddress
+    /// The URI exactly as the message wrote it, when parsed from a message.
+    public var uriText: Substring?
 
     public init(address: NameAddress) { self.address = address }
+    init(address: NameAddress, uriText: Substring) {
+        self.address = address
+        self.uriText = uriText
+    }
     public init(uri: SIPURI, parameters: SIPParameters = SIPParameters()) {
         self.address = NameAddress(uri: uri, parameters: parameters)
     }
 
     public var uri: SIPURI {
         get { address.uri }
-        set { address.uri = newValue }
+        set {
+            address.uri = newValue
+            uriText = nil
+        }
     }
 
     /// The `expires` parameter in seconds. Nil when absent; a value that is not a

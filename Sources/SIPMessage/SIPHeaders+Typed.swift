@@ -1,3 +1,5 @@
+import Synchronization
+
 // Typed accessors for the header fields a registrar reads and writes.
 // Each throws a `SIPParseError` naming the header when its value is malformed,
 // and returns nil (or an empty list) when the header is absent.
@@ -89,8 +91,10 @@ extension SIPHeaders {
             var list: [SIPContact] = []
             list.reserveCapacity(values.count)
             for v in values {
-                guard let a = NameAddress.parse(v) else { throw SIPParseError(.invalidHeaderValue("Contact")) }
-                list.append(SIPContact(address: a))
+                guard let (a, text) = NameAddress.parseKeepingURIText(v) else {
+                    throw SIPParseError(.invalidHeaderValue("Contact"))
+                }
+                list.append(SIPContact(address: a, uriText: text))
             }
             return .contacts(list)
         }
@@ -151,8 +155,18 @@ public enum SIPDate {
     private static let days = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]
     private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
+    /// The last formatted second, reused while the clock stays within it.
+    private static let cache = Mutex<(Int64, String)>((Int64.min, ""))
+
     /// Formats seconds since 1970 as `Sat, 13 Nov 2010 23:29:00 GMT`.
     public static func format(secondsSince1970 t: Int64) -> String {
+        if let hit = cache.withLock({ $0.0 == t ? $0.1 : nil }) { return hit }
+        let text = formatUncached(t)
+        cache.withLock { $0 = (t, text) }
+        return text
+    }
+
+    static func formatUncached(_ t: Int64) -> String {
         let dayCount = t >= 0 ? t / 86_400 : (t - 86_399) / 86_400
         let secs = Int(t - dayCount * 86_400)
         // Civil-from-days (proleptic Gregorian).

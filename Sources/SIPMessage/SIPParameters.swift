@@ -108,6 +108,14 @@ public func unquote(_ s: Substring) -> String {
 
 /// Quotes a string as an RFC 3261 quoted-string.
 public func quote(_ s: String) -> String {
+    if !s.utf8.contains(where: { $0 == ASCII.quote || $0 == ASCII.backslash }) {
+        var out = ""
+        out.reserveCapacity(s.utf8.count + 2)
+        out += "\""
+        out += s
+        out += "\""
+        return out
+    }
     var out = "\""
     for ch in s.unicodeScalars {
         if ch == "\"" || ch == "\\" { out.append("\\") }

@@ -1,4 +1,5 @@
 import NIOCore
+import Synchronization
 
 // Canonical serialization: start line, header fields in order with the canonical
 // spelling of known names, and a Content-Length computed from the body (any
@@ -159,10 +160,22 @@ extension SIPResponse {
         HeaderSplitter.hasHeaderParameter(value, named: "tag")
     }
 
-    /// A random tag for To headers (48 bits, hex).
+    /// A tag for To headers: 48 bits, hex, unique within the process and unpredictable
+    /// across processes (a random start, then a counter through a bijective mixer;
+    /// RFC 3261 19.3 asks for uniqueness, not secrecy). No system call per tag.
     public static func randomTag() -> String {
-        var g = SystemRandomNumberGenerator()
-        let v = g.next() & 0xFFFF_FFFF_FFFF
-        return String(v, radix: 16)
+        let n = TagSource.counter.wrappingAdd(1, ordering: .relaxed).newValue
+        var z = (n &+ TagSource.seed) &* 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 29)) &* 0xBF58_476D_1CE4_E5B9
+        z ^= z >> 32
+        return String(z & 0xFFFF_FFFF_FFFF, radix: 16)
     }
+}
+
+enum TagSource {
+    static let seed: UInt64 = {
+        var g = SystemRandomNumberGenerator()
+        return g.next()
+    }()
+    static let counter = Atomic<UInt64>(0)
 }

@@ -24,8 +24,6 @@ public struct Binding: Sendable, Hashable {
     /// The contact URI as registered.
     public var uri: String
     public var scheme: ContactScheme
-    /// Header parameters of the contact other than `expires` and `q` (e.g. `+sip.instance`, `reg-id`), as `;a=b` text.
-    public var contactParameters: String
     /// q in thousandths; nil when the contact gave none.
     public var q: Int?
     /// When the binding expires, in milliseconds since 1970.
@@ -38,26 +36,28 @@ public struct Binding: Sendable, Hashable {
     public var instance: String?
     /// RFC 5626 `reg-id`.
     public var regID: Int?
+    /// Other header parameters of the contact (not `expires`, `q`, `+sip.instance`, `reg-id`), as `;a=b` text.
+    public var otherParameters: String
     /// RFC 3327 Path values, stored only when the UA supports `path`.
     public var path: [String]
     public var userAgent: String?
     /// The transport the REGISTER arrived on.
     public var transport: SIPTransportProtocol
-    /// The remote address the REGISTER came from (`host:port`).
-    public var source: String
+    /// The address the REGISTER came from (IPv6 without brackets) and its port.
+    public var sourceHost: String
+    public var sourcePort: Int
     /// The connection it arrived on (TCP/TLS), which a later request to this contact should reuse.
     public var flowID: UInt64?
     /// The TLS client identity (a certificate URI or an authenticated user) that made it.
     public var tlsIdentity: String?
 
-    public init(aor: String, uri: String, scheme: ContactScheme, contactParameters: String = "", q: Int? = nil,
-                expiresAt: Int64, updatedAt: Int64, callID: String, cseq: UInt32, instance: String? = nil,
-                regID: Int? = nil, path: [String] = [], userAgent: String? = nil, transport: SIPTransportProtocol,
-                source: String, flowID: UInt64? = nil, tlsIdentity: String? = nil) {
+    public init(aor: String, uri: String, scheme: ContactScheme, q: Int? = nil, expiresAt: Int64, updatedAt: Int64,
+                callID: String, cseq: UInt32, instance: String? = nil, regID: Int? = nil, otherParameters: String = "",
+                path: [String] = [], userAgent: String? = nil, transport: SIPTransportProtocol, sourceHost: String,
+                sourcePort: Int, flowID: UInt64? = nil, tlsIdentity: String? = nil) {
         self.aor = aor
         self.uri = uri
         self.scheme = scheme
-        self.contactParameters = contactParameters
         self.q = q
         self.expiresAt = expiresAt
         self.updatedAt = updatedAt
@@ -65,12 +65,27 @@ public struct Binding: Sendable, Hashable {
         self.cseq = cseq
         self.instance = instance
         self.regID = regID
+        self.otherParameters = otherParameters
         self.path = path
         self.userAgent = userAgent
         self.transport = transport
-        self.source = source
+        self.sourceHost = sourceHost
+        self.sourcePort = sourcePort
         self.flowID = flowID
         self.tlsIdentity = tlsIdentity
+    }
+
+    /// `host:port` of the source, IPv6 in brackets.
+    public var source: String {
+        sourceHost.contains(":") ? "[\(sourceHost)]:\(sourcePort)" : "\(sourceHost):\(sourcePort)"
+    }
+
+    /// Header parameters to echo with the contact (`+sip.instance`, `reg-id` and the rest).
+    public var contactParameters: String {
+        var out = ""
+        if let instance { out += ";+sip.instance=" + quote(instance) }
+        if let regID { out += ";reg-id=" + String(regID) }
+        return out + otherParameters
     }
 
     /// Seconds left at `now` (ms), rounded up; 0 when expired.
@@ -84,9 +99,22 @@ public struct Binding: Sendable, Hashable {
 
     /// The Contact header value for a 200 OK: `<uri>;expires=N;q=..;params`.
     public func contactHeaderValue(at now: Int64) -> String {
-        var out = "<" + uri + ">;expires=" + String(remainingSeconds(at: now))
+        var out = ""
+        out.reserveCapacity(uri.utf8.count + 24 + otherParameters.utf8.count + (instance?.utf8.count ?? 0) + 32)
+        out += "<"
+        out += uri
+        out += ">;expires="
+        out += String(remainingSeconds(at: now))
         if let q { out += ";q=" + SIPContact.formatQ(q) }
-        out += contactParameters
+        if let instance {
+            out += ";+sip.instance="
+            out += quote(instance)
+        }
+        if let regID {
+            out += ";reg-id="
+            out += String(regID)
+        }
+        out += otherParameters
         return out
     }
 

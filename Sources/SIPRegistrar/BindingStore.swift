@@ -2,8 +2,9 @@
 /// lookups; a store makes changes durable (the registrar answers 200 only after
 /// `apply` returns) and gives everything back at start.
 ///
-/// Implementations: ``InMemoryBindingStore`` (Net::SIP's behaviour: nothing
-/// survives a restart), SQLite and PostgreSQL in the server module.
+/// Implementations: ``EphemeralBindingStore`` (Net::SIP's behaviour: nothing
+/// survives a restart), ``InMemoryBindingStore`` (for tests), SQLite and
+/// PostgreSQL in the server module.
 public protocol BindingStore: Sendable {
     /// Every stored binding, expired or not (the registrar drops expired ones).
     func loadAll() async throws -> [Binding]
@@ -11,7 +12,16 @@ public protocol BindingStore: Sendable {
     func apply(_ changes: [BindingChange]) async throws
 }
 
-/// A store that keeps bindings in memory only.
+/// Net::SIP's behaviour: nothing is stored beyond the registrar's own index, so
+/// nothing survives a restart. The default store, and `--store memory`.
+public struct EphemeralBindingStore: BindingStore {
+    public init() {}
+    public func loadAll() async throws -> [Binding] { [] }
+    public func apply(_ changes: [BindingChange]) async throws {}
+}
+
+/// A store that keeps a second copy of the bindings in memory, which outlives a
+/// registrar: useful to test restarts without a database.
 public final class InMemoryBindingStore: BindingStore {
     private let state = LockedState<[String: [String: Binding]]>([:])
 

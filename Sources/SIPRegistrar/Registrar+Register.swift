@@ -89,8 +89,9 @@ extension Registrar {
         let wantsPath = h.supported.contains { $0.lowercased() == "path" }
         let path = wantsPath ? h.splitValues(.path).map { String($0) } : []
         let template = Binding(aor: aor, uri: "", scheme: .sip, expiresAt: 0, updatedAt: 0, callID: String(callID),
-                               cseq: cseq.sequence, path: path, userAgent: h.userAgent.map { String($0) },
-                               transport: source.transport, source: source.remoteAddress, flowID: source.flowID,
+                               cseq: cseq.sequence, path: path, userAgent: h.userAgent.map { userAgents.intern($0) },
+                               transport: source.transport, sourceHost: source.remoteHost,
+                               sourcePort: source.remotePort, flowID: source.flowID,
                                tlsIdentity: source.authenticatedIdentity ?? source.tlsPeer?.sipURIs.first)
         var plan = RegisterPlan(aor: aor, action: .fetch, callID: String(callID), cseq: cseq.sequence, path: path,
                                 echoPath: wantsPath && !path.isEmpty, template: template)
@@ -117,12 +118,15 @@ extension Registrar {
                     throw .intervalTooBrief(minExpires: configuration.minExpires)
                 }
                 var params = c.address.parameters
-                params.remove("expires")
-                params.remove("q")
-                let uriText = c.uri.description
+                var other = ""
+                if params.count > 0 {
+                    for name in ["expires", "q", "+sip.instance", "reg-id"] { params.remove(name) }
+                    other = params.serialized
+                }
+                let uriText = c.uriText.map { String($0) } ?? c.uri.description
                 updates.append(ContactUpdate(
                     key: ContactKey(uri: c.uri, uriText: uriText, instance: c.instance, regID: c.regID),
-                    scheme: ContactScheme(c.uri), parameters: params.serialized, q: c.hasInvalidQ ? nil : c.qValue,
+                    scheme: ContactScheme(c.uri), parameters: other, q: c.hasInvalidQ ? nil : c.qValue,
                     expires: expires))
             }
             plan.action = .update(updates)
@@ -133,8 +137,9 @@ extension Registrar {
     /// Applies a plan to the index, makes it durable, and answers.
     func commit(_ plan: RegisterPlan, request: SIPRequest) async -> SIPReceiveOutcome {
         let now = clock.nowMilliseconds()
+        let wantEvents = hasSubscribers
         let result: Result<Applied, RegistrarError> = state.withLock { s in
-            Result { () throws(RegistrarError) -> Applied in try apply(plan, now: now, to: &s) }
+            Result { () throws(RegistrarError) -> Applied in try apply(plan, now: now, events: wantEvents, to: &s) }
         }
         let applied: Applied
         switch result {
@@ -169,16 +174,17 @@ extension Registrar {
     }
 
     /// The index update, under the lock: all contacts or none.
-    func apply(_ plan: RegisterPlan, now: Int64, to s: inout State) throws(RegistrarError) -> Applied {
+    func apply(_ plan: RegisterPlan, now: Int64, events wantEvents: Bool, to s: inout State) throws(RegistrarError) -> Applied {
         let stored = s.records[plan.aor] ?? []
         // Expired bindings are gone as far as this request is concerned.
         let current = stored.filter { $0.isActive(at: now) }
         var next = current
         var changes: [BindingChange] = []
         var events: [BindingEvent] = []
+        func note(_ e: @autoclosure () -> BindingEvent) { if wantEvents { events.append(e()) } }
         for b in stored where !b.isActive(at: now) {
             changes.append(.remove(aor: b.aor, uri: b.uri))
-            events.append(.expired(b))
+            note(.expired(b))
         }
 
         switch plan.action {
@@ -189,7 +195,7 @@ extension Registrar {
             for b in current where b.callID == plan.callID && plan.cseq <= b.cseq { throw .invalidCSeq }
             for b in current {
                 changes.append(.remove(aor: b.aor, uri: b.uri))
-                events.append(.removed(b))
+                note(.removed(b))
             }
             next = []
         case .update(let updates):
@@ -204,14 +210,14 @@ extension Registrar {
                     if let i = existing {
                         let gone = next.remove(at: i)
                         changes.append(.remove(aor: gone.aor, uri: gone.uri))
-                        events.append(.removed(gone))
+                        note(.removed(gone))
                     }
                     continue
                 }
                 var b = plan.template
                 b.uri = u.key.uriText
                 b.scheme = u.scheme
-                b.contactParameters = u.parameters
+                b.otherParameters = u.parameters
                 b.q = u.q
                 b.instance = u.key.instance
                 b.regID = u.key.regID
@@ -222,11 +228,11 @@ extension Registrar {
                     if old.uri != b.uri { changes.append(.remove(aor: old.aor, uri: old.uri)) }
                     next[i] = b
                     let wasStored = current.contains { $0.sameContact(as: u.key) }
-                    events.append(wasStored ? .refreshed(b) : .created(b))
+                    note(wasStored ? .refreshed(b) : .created(b))
                 } else {
                     next.append(b)
                     addedNew = true
-                    events.append(.created(b))
+                    note(.created(b))
                 }
                 changes.append(.upsert(b))
             }
@@ -242,7 +248,7 @@ extension Registrar {
                     }
                     let gone = next.remove(at: oldest)
                     changes.append(.remove(aor: gone.aor, uri: gone.uri))
-                    events.append(.removed(gone))
+                    note(.removed(gone))
                 }
             }
         }

@@ -22,6 +22,7 @@ public final class Registrar: SIPReceiver {
     let state: LockedState<State>
     let subscribers = LockedState<[UInt64: AsyncStream<BindingEvent>.Continuation]>([:])
     let nextSubscriber = LockedState<UInt64>(0)
+    let userAgents = StringInterner()
 
     struct State: Sendable {
         var records: [String: [Binding]] = [:]
@@ -40,7 +41,7 @@ public final class Registrar: SIPReceiver {
     ///     the earliest expiry time. Without one, call ``expire(now:)`` yourself (lookups
     ///     never return an expired binding either way).
     public init(configuration: RegistrarConfiguration = RegistrarConfiguration(),
-                store: any BindingStore = InMemoryBindingStore(),
+                store: any BindingStore = EphemeralBindingStore(),
                 clock: any RegistrarClock = SystemRegistrarClock(),
                 timers: (any SIPTimerScheduler)? = nil) throws(RegistrarConfigurationError) {
         try configuration.validate()
@@ -55,7 +56,7 @@ public final class Registrar: SIPReceiver {
 
     /// Net::SIP's constructor: `Net::SIP::Registrar->new(dispatcher, min_expires, max_expires, domains)`.
     public convenience init(dispatcher: (any SIPTimerScheduler)?, minExpires: Int = 30, maxExpires: Int = 300,
-                            domains: [String] = [], store: any BindingStore = InMemoryBindingStore())
+                            domains: [String] = [], store: any BindingStore = EphemeralBindingStore())
         throws(RegistrarConfigurationError) {
         try self.init(configuration: RegistrarConfiguration(minExpires: minExpires, maxExpires: maxExpires, domains: domains),
                       store: store, timers: dispatcher)
@@ -129,6 +130,9 @@ public final class Registrar: SIPReceiver {
         subscribers.withLock { $0[id] = continuation }
         return stream
     }
+
+    /// Whether anybody listens; events are not even built otherwise.
+    var hasSubscribers: Bool { subscribers.withLock { !$0.isEmpty } }
 
     func emit(_ events: [BindingEvent]) {
         guard !events.isEmpty else { return }

@@ -1,0 +1,18 @@
+/// Shares one copy of strings that many bindings repeat (User-Agent values: a fleet
+/// runs a handful of softphone versions). Bounded: past `capacity` distinct values,
+/// new ones are simply copied.
+final class StringInterner: Sendable {
+    private let table = LockedState<[Substring: String]>([:])
+    private let capacity: Int
+
+    init(capacity: Int = 4096) { self.capacity = capacity }
+
+    func intern(_ text: Substring) -> String {
+        if let hit = table.withLock({ $0[text] }) { return hit }
+        let owned = String(text)
+        table.withLock { t in
+            if t.count < capacity { t[Substring(owned)] = owned }
+        }
+        return owned
+    }
+}
