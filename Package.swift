@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .library(name: "SIPMessage", targets: ["SIPMessage"]),
         .library(name: "SIPRegistrar", targets: ["SIPRegistrar"]),
+        .library(name: "SIPTLS", targets: ["SIPTLS"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
@@ -32,6 +33,31 @@ let package = Package(
         // The registrar: RFC 3261 10.3, SIPS rules, scheme-filtered lookup. Message layer only.
         .target(name: "SIPRegistrar", dependencies: ["SIPMessage"], swiftSettings: strictSettings),
         .testTarget(name: "SIPRegistrarTests", dependencies: ["SIPRegistrar"], swiftSettings: strictSettings),
+
+        // TLS on the system OpenSSL 3 (Debian's libssl-dev), through memory BIOs.
+        .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl",
+                       providers: [.apt(["libssl-dev"])]),
+        .target(name: "CSIPTLSShims", dependencies: ["COpenSSL"]),
+        .target(
+            name: "SIPTLS",
+            dependencies: [
+                "COpenSSL", "CSIPTLSShims",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SIPTLSTests",
+            dependencies: [
+                "SIPTLS", "COpenSSL",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
 
         // Benchmarks: release-mode executables that print medians; not part of `swift test`.
         .target(name: "CAllocCounter", path: "Benchmarks/CAllocCounter"),

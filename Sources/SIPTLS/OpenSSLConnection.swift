@@ -1,0 +1,222 @@
+internal import COpenSSL
+internal import CSIPTLSShims
+import NIOCore
+
+/// One `SSL*` with a pair of memory BIOs, driven synchronously: ciphertext is fed
+/// in with ``feed(_:)`` and taken out with ``takeOutput(allocator:)``; every call
+/// returns complete, want-read, or failed with OpenSSL's error stack. Used only on
+/// its channel's event loop.
+final class OpenSSLConnection {
+    private let ssl: OpaquePointer
+    private let readBIO: OpaquePointer
+    private let writeBIO: OpaquePointer
+    /// Keeps the SSL_CTX's owner alive as long as this SSL (it holds its own reference too).
+    let context: TLSContext
+
+    enum Step: Equatable {
+        case complete
+        case wantRead
+        case failed(TLSError)
+    }
+
+    enum ReadResult {
+        case data(ByteBuffer)
+        case wantRead
+        /// The peer sent close_notify.
+        case closeNotify
+        case failed(TLSError)
+    }
+
+    enum ShutdownResult: Equatable {
+        /// Our close_notify is queued; the peer's has not arrived.
+        case sent
+        /// Both directions are closed.
+        case complete
+        case failed(TLSError)
+    }
+
+    init?(context: TLSContext, serverHostname: String? = nil) {
+        guard let ssl = SSL_new(context.ctx) else { return nil }
+        guard let r = BIO_new(BIO_s_mem()), let w = BIO_new(BIO_s_mem()) else {
+            SSL_free(ssl)
+            return nil
+        }
+        SSL_set_bio(ssl, r, w)  // the SSL owns both BIOs now
+        self.ssl = ssl
+        self.readBIO = r
+        self.writeBIO = w
+        self.context = context
+        switch context.configuration.role {
+        case .server:
+            SSL_set_accept_state(ssl)
+        case .client:
+            SSL_set_connect_state(ssl)
+            if let name = serverHostname ?? context.configuration.serverHostname {
+                // SNI only for names, not IP literals (RFC 6066 3).
+                if !name.allSatisfy({ $0.isHexDigit || $0 == "." || $0 == ":" }) || name.allSatisfy({ $0.isLetter }) {
+                    _ = CSIPTLSShims_SSL_set_tlsext_host_name(ssl, name)
+                }
+                if context.configuration.verifyServer {
+                    SSL_set_hostflags(ssl, UInt32(X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS))
+                    _ = SSL_set1_host(ssl, name)
+                }
+            }
+        }
+    }
+
+    deinit { SSL_free(ssl) }
+
+    /// Ciphertext from the network.
+    func feed(_ buffer: ByteBuffer) {
+        buffer.withUnsafeReadableBytes { p in
+            guard p.count > 0 else { return }
+            _ = BIO_write(readBIO, p.baseAddress, Int32(p.count))
+        }
+    }
+
+    /// Tells OpenSSL that the transport has ended (a read now reports EOF instead of want-read).
+    func markEndOfInput() {
+        _ = CSIPTLSShims_BIO_set_mem_eof_return(readBIO, 0)
+    }
+
+    /// Ciphertext to send, if any (drain after every call, including successful ones).
+    func takeOutput(allocator: ByteBufferAllocator) -> ByteBuffer? {
+        let pending = Int(BIO_ctrl_pending(writeBIO))
+        guard pending > 0 else { return nil }
+        var out = allocator.buffer(capacity: pending)
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: pending) { p in
+            Int(max(0, BIO_read(writeBIO, p.baseAddress, Int32(pending))))
+        }
+        return out
+    }
+
+    func handshake() -> Step {
+        OpenSSLErrors.clear()
+        let rc = SSL_do_handshake(ssl)
+        if rc == 1 { return .complete }
+        let err = SSL_get_error(ssl, rc)
+        switch err {
+        case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
+            return .wantRead
+        default:
+            let stack = OpenSSLErrors.drain()
+            let verify = SSL_get_verify_result(ssl)
+            let verifyText = verify == X509_V_OK ? nil : X509_verify_cert_error_string(verify).map { String(cString: $0) }
+            if stack.isEmpty && verifyText == nil { return .failed(.eofDuringHandshake) }
+            return .failed(.handshakeFailed(stack: stack, verifyResult: verifyText))
+        }
+    }
+
+    /// Reads one chunk of plaintext (up to 16 KiB).
+    func read(allocator: ByteBufferAllocator) -> ReadResult {
+        var buffer = allocator.buffer(capacity: 16_384)
+        var result = ReadResult.wantRead
+        OpenSSLErrors.clear()
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 16_384) { p in
+            var got = 0
+            let rc = SSL_read_ex(ssl, p.baseAddress, p.count, &got)
+            if rc == 1 {
+                result = .data(ByteBuffer())  // filled below
+                return got
+            }
+            let err = SSL_get_error(ssl, rc)
+            switch err {
+            case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
+                result = .wantRead
+            case SSL_ERROR_ZERO_RETURN:
+                result = .closeNotify
+            default:
+                let stack = OpenSSLErrors.drain()
+                if Self.isUnexpectedEOF(stack) || (err == SSL_ERROR_SYSCALL && stack.isEmpty) {
+                    result = .failed(.uncleanShutdown)
+                } else {
+                    result = .failed(.protocolError(stack: stack))
+                }
+            }
+            return 0
+        }
+        if case .data = result { return .data(buffer) }
+        return result
+    }
+
+    /// Encrypts all of `buffer` (a memory BIO never pushes back, so it is consumed whole).
+    func write(_ buffer: ByteBuffer) -> Step {
+        var step = Step.complete
+        buffer.withUnsafeReadableBytes { p in
+            var offset = 0
+            while offset < p.count {
+                OpenSSLErrors.clear()
+                var written = 0
+                guard let base = p.baseAddress else { return }
+                let rc = SSL_write_ex(ssl, base + offset, p.count - offset, &written)
+                if rc == 1 {
+                    offset += written
+                    continue
+                }
+                let err = SSL_get_error(ssl, rc)
+                if err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE {
+                    step = .wantRead
+                } else {
+                    step = .failed(.protocolError(stack: OpenSSLErrors.drain()))
+                }
+                return
+            }
+        }
+        return step
+    }
+
+    func shutdown() -> ShutdownResult {
+        OpenSSLErrors.clear()
+        let rc = SSL_shutdown(ssl)
+        if rc == 1 { return .complete }
+        if rc == 0 { return .sent }
+        let err = SSL_get_error(ssl, rc)
+        if err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE { return .sent }
+        return .failed(.protocolError(stack: OpenSSLErrors.drain()))
+    }
+
+    var negotiatedVersion: TLSVersion? {
+        switch SSL_version(ssl) {
+        case TLS1_2_VERSION: return .tls12
+        case TLS1_3_VERSION: return .tls13
+        default: return nil
+        }
+    }
+
+    var cipher: String? {
+        guard let c = SSL_get_current_cipher(ssl), let name = SSL_CIPHER_get_name(c) else { return nil }
+        return String(cString: name)
+    }
+
+    var sessionReused: Bool { SSL_session_reused(ssl) == 1 }
+
+    /// The peer's certificate and whether it verified.
+    func peerCertificate() -> PeerCertificate? {
+        guard let cert = SSL_get0_peer_certificate(ssl) else { return nil }
+        let verified = SSL_get_verify_result(ssl) == X509_V_OK
+        return PeerCertificate(x509: cert, verified: verified)
+    }
+
+    /// The current session, for resumption by a later client connection.
+    func session() -> TLSSession? {
+        guard let s = SSL_get1_session(ssl) else { return nil }
+        return TLSSession(owning: s)
+    }
+
+    func resume(_ session: TLSSession) {
+        _ = SSL_set_session(ssl, session.pointer)
+    }
+
+    private static func isUnexpectedEOF(_ stack: [OpenSSLError]) -> Bool {
+        stack.contains { $0.reason.contains("unexpected eof") }
+    }
+}
+
+/// A TLS session a client can offer again to skip the full handshake.
+public final class TLSSession: @unchecked Sendable {
+    // Safety of @unchecked Sendable: an SSL_SESSION is immutable once obtained from a
+    // completed handshake; OpenSSL reference-counts it with atomic operations.
+    let pointer: OpaquePointer
+    init(owning p: OpaquePointer) { pointer = p }
+    deinit { SSL_SESSION_free(pointer) }
+}

@@ -1,0 +1,377 @@
+public import NIOCore
+import NIOTLS
+
+/// What a completed handshake established.
+public struct TLSConnectionInfo: Sendable, Hashable {
+    public var version: TLSVersion?
+    public var cipher: String?
+    /// The peer's certificate: the client's on a server (when sent), the server's on a client.
+    public var peerCertificate: PeerCertificate?
+    public var sessionReused: Bool
+}
+
+/// Fired down the pipeline after `TLSUserEvent.handshakeCompleted`, carrying the details.
+public struct TLSEstablishedEvent: Sendable {
+    public var info: TLSConnectionInfo
+}
+
+/// A NIO duplex handler that speaks TLS through OpenSSL: ciphertext below, plaintext
+/// above. Writes made before the handshake completes are buffered (up to a cap) and
+/// sent after it; `close()` sends close_notify and waits for the peer's with a timer;
+/// a transport that ends without close_notify after the handshake is reported as
+/// ``TLSError/uncleanShutdown`` (harmless at a SIP message boundary); a handshake that
+/// does not finish in time is aborted.
+public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias InboundOut = ByteBuffer
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
+
+    private let contextStore: TLSContextStore?
+    private var tlsContext: TLSContext?
+    private let serverHostname: String?
+    private let resumeSession: TLSSession?
+    private var connection: OpenSSLConnection?
+    private var machine = StateMachine()
+    private var buffered: [(ByteBuffer, EventLoopPromise<Void>?)] = []
+    private var bufferedBytes = 0
+    private var flushRequested = false
+    private var closePromise: EventLoopPromise<Void>?
+    private var closeRequestedDuringHandshake = false
+    private var handshakeTimer: Scheduled<Void>?
+    private var closeTimer: Scheduled<Void>?
+    private var deliveredData = false
+
+    /// Negotiated parameters, once the handshake has completed.
+    public private(set) var connectionInfo: TLSConnectionInfo?
+
+    /// A server (or client) handler that takes the store's current context when the channel becomes active.
+    public init(contextStore: TLSContextStore) {
+        self.contextStore = contextStore
+        self.tlsContext = nil
+        self.serverHostname = nil
+        self.resumeSession = nil
+    }
+
+    /// A handler on a fixed context; for a client, `serverHostname` overrides the configured name
+    /// (SNI and verification) and `resuming` offers a previous session.
+    public init(context: TLSContext, serverHostname: String? = nil, resuming session: TLSSession? = nil) {
+        self.contextStore = nil
+        self.tlsContext = context
+        self.serverHostname = serverHostname
+        self.resumeSession = session
+    }
+
+    /// The session of this connection, for resumption by a later client connection.
+    public var session: TLSSession? { connection?.session() }
+
+    // MARK: Lifecycle
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { start(context: context) }
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        start(context: context)
+        context.fireChannelActive()
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        handshakeTimer?.cancel()
+        closeTimer?.cancel()
+        failBuffered(TLSError.closed)
+    }
+
+    private func start(context: ChannelHandlerContext) {
+        guard machine.channelActive() == .startHandshake else { return }
+        let ctx = tlsContext ?? contextStore?.context
+        guard let ctx, let conn = OpenSSLConnection(context: ctx, serverHostname: serverHostname) else {
+            machine.fatalError()
+            context.fireErrorCaught(TLSError.configuration("cannot create a TLS connection", stack: OpenSSLErrors.drain()))
+            context.close(promise: nil)
+            return
+        }
+        tlsContext = ctx
+        if let resumeSession { conn.resume(resumeSession) }
+        connection = conn
+        let timeout = ctx.configuration.handshakeTimeout
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        handshakeTimer = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.nanosecondsClamped))) {
+            let (handler, context) = loopBound.value
+            handler.handshakeTimedOut(context: context)
+        }
+        if ctx.configuration.role == .client {
+            driveHandshake(context: context)
+        }
+    }
+
+    private func handshakeTimedOut(context: ChannelHandlerContext) {
+        guard machine.handshakeTimedOut() == .failAndClose else { return }
+        failBuffered(TLSError.handshakeTimeout)
+        context.fireErrorCaught(TLSError.handshakeTimeout)
+        context.close(promise: nil)
+    }
+
+    // MARK: Inbound
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let bytes = unwrapInboundIn(data)
+        guard let connection else { return }
+        switch machine.state {
+        case .idle, .closed:
+            return
+        case .handshaking:
+            connection.feed(bytes)
+            driveHandshake(context: context)
+        case .active, .closing:
+            connection.feed(bytes)
+            readPlaintext(context: context)
+        }
+    }
+
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        if deliveredData {
+            deliveredData = false
+            context.fireChannelReadComplete()
+        }
+        context.flush()
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        handshakeTimer?.cancel()
+        closeTimer?.cancel()
+        switch machine.channelInactive() {
+        case .failHandshake:
+            failBuffered(TLSError.eofDuringHandshake)
+            context.fireErrorCaught(TLSError.eofDuringHandshake)
+        case .uncleanShutdown:
+            // Anything still buffered in OpenSSL is handed up first; then the classification.
+            connection?.markEndOfInput()
+            context.fireErrorCaught(TLSError.uncleanShutdown)
+        case .completeClose:
+            closePromise?.succeed(())
+            closePromise = nil
+        case .none:
+            break
+        }
+        failBuffered(TLSError.closed)
+        context.fireChannelInactive()
+    }
+
+    private func driveHandshake(context: ChannelHandlerContext) {
+        guard let connection else { return }
+        let step = connection.handshake()
+        flushOutput(context: context)
+        switch step {
+        case .wantRead:
+            return
+        case .failed(let error):
+            fail(context: context, error)
+        case .complete:
+            handshakeTimer?.cancel()
+            handshakeTimer = nil
+            let info = TLSConnectionInfo(version: connection.negotiatedVersion, cipher: connection.cipher,
+                                         peerCertificate: connection.peerCertificate(),
+                                         sessionReused: connection.sessionReused)
+            connectionInfo = info
+            switch machine.handshakeCompleted(closeRequested: closeRequestedDuringHandshake) {
+            case .becomeActive:
+                context.fireUserInboundEventTriggered(TLSUserEvent.handshakeCompleted(negotiatedProtocol: nil))
+                context.fireUserInboundEventTriggered(TLSEstablishedEvent(info: info))
+                unbuffer(context: context)
+                // TLS 1.3 peers may send data in the same flight as Finished.
+                readPlaintext(context: context)
+            case .closeAfterHandshake:
+                sendCloseNotify(context: context)
+            case .none:
+                break
+            }
+        }
+    }
+
+    private func readPlaintext(context: ChannelHandlerContext) {
+        guard let connection else { return }
+        // Bounded: each pass consumes input, and the input is bounded by what was fed.
+        for _ in 0..<10_000 {
+            switch connection.read(allocator: context.channel.allocator) {
+            case .data(let plaintext):
+                deliveredData = true
+                context.fireChannelRead(wrapInboundOut(plaintext))
+            case .wantRead:
+                flushOutput(context: context)
+                return
+            case .closeNotify:
+                flushOutput(context: context)
+                switch machine.closeNotifyReceived() {
+                case .replyAndClose:
+                    _ = connection.shutdown()
+                    flushOutput(context: context)
+                    context.close(promise: nil)
+                case .closeTransport:
+                    closeTimer?.cancel()
+                    let p = closePromise
+                    closePromise = nil
+                    context.close(promise: p)
+                case .none:
+                    break
+                }
+                return
+            case .failed(let error):
+                fail(context: context, error)
+                return
+            }
+            if machine.state == .closed { return }
+        }
+    }
+
+    // MARK: Outbound
+
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let plaintext = unwrapOutboundIn(data)
+        switch machine.write() {
+        case .buffer:
+            let limit = tlsContext?.configuration.maxBufferedPlaintextBytes ?? contextStore?.context.configuration.maxBufferedPlaintextBytes ?? 262_144
+            guard bufferedBytes + plaintext.readableBytes <= limit else {
+                promise?.fail(TLSError.bufferedPlaintextLimitExceeded(limit: limit))
+                return
+            }
+            bufferedBytes += plaintext.readableBytes
+            buffered.append((plaintext, promise))
+        case .encrypt:
+            encrypt(context: context, plaintext, promise: promise)
+        case .fail:
+            promise?.fail(TLSError.closed)
+        }
+    }
+
+    public func flush(context: ChannelHandlerContext) {
+        switch machine.state {
+        case .idle, .handshaking:
+            flushRequested = true
+        case .active, .closing, .closed:
+            context.flush()
+        }
+    }
+
+    public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        guard mode == .all else {
+            context.close(mode: mode, promise: promise)
+            return
+        }
+        if machine.state == .handshaking {
+            // Let the handshake finish or fail on its own timer? No: a close before any
+            // application data needs no TLS goodbye.
+        }
+        switch machine.closeRequested() {
+        case .closeTransport:
+            handshakeTimer?.cancel()
+            failBuffered(TLSError.closed)
+            context.close(promise: promise)
+        case .sendCloseNotify:
+            closePromise = promise
+            sendCloseNotify(context: context)
+        case .alreadyClosing:
+            if let promise {
+                if let existing = closePromise { existing.futureResult.cascade(to: promise) } else { closePromise = promise }
+            }
+        case .alreadyClosed:
+            promise?.succeed(())
+        }
+    }
+
+    private func sendCloseNotify(context: ChannelHandlerContext) {
+        guard let connection else {
+            context.close(promise: closePromise)
+            closePromise = nil
+            return
+        }
+        let result = connection.shutdown()
+        flushOutput(context: context)
+        switch result {
+        case .complete, .failed:
+            let p = closePromise
+            closePromise = nil
+            context.close(promise: p)
+        case .sent:
+            let timeout = tlsContext?.configuration.closeTimeout ?? .seconds(5)
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            closeTimer = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.nanosecondsClamped))) {
+                let (handler, context) = loopBound.value
+                guard handler.machine.closeTimedOut() == .failAndClose else { return }
+                let p = handler.closePromise
+                handler.closePromise = nil
+                context.close(promise: p)
+            }
+        }
+    }
+
+    private func encrypt(context: ChannelHandlerContext, _ plaintext: ByteBuffer, promise: EventLoopPromise<Void>?) {
+        guard let connection else {
+            promise?.fail(TLSError.closed)
+            return
+        }
+        switch connection.write(plaintext) {
+        case .complete, .wantRead:
+            if let ciphertext = connection.takeOutput(allocator: context.channel.allocator) {
+                context.write(wrapOutboundOut(ciphertext), promise: promise)
+            } else {
+                promise?.succeed(())
+            }
+        case .failed(let error):
+            promise?.fail(error)
+            fail(context: context, error)
+        }
+    }
+
+    private func unbuffer(context: ChannelHandlerContext) {
+        let pending = buffered
+        buffered = []
+        bufferedBytes = 0
+        for (plaintext, promise) in pending {
+            encrypt(context: context, plaintext, promise: promise)
+        }
+        if flushRequested || !pending.isEmpty {
+            flushRequested = false
+            context.flush()
+        }
+    }
+
+    // MARK: Helpers
+
+    /// Sends whatever OpenSSL queued (handshake records, tickets, alerts) right away.
+    private func flushOutput(context: ChannelHandlerContext) {
+        guard let connection, let out = connection.takeOutput(allocator: context.channel.allocator) else { return }
+        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+    }
+
+    private func fail(context: ChannelHandlerContext, _ error: TLSError) {
+        machine.fatalError()
+        handshakeTimer?.cancel()
+        closeTimer?.cancel()
+        // The alert OpenSSL queued goes out before the transport closes.
+        flushOutput(context: context)
+        failBuffered(error)
+        context.fireErrorCaught(error)
+        let p = closePromise
+        closePromise = nil
+        context.close(promise: p)
+    }
+
+    private func failBuffered(_ error: any Error) {
+        let pending = buffered
+        buffered = []
+        bufferedBytes = 0
+        for (_, promise) in pending { promise?.fail(error) }
+    }
+}
+
+@available(*, unavailable)
+extension TLSHandler: Sendable {}
+
+extension Duration {
+    var nanosecondsClamped: Int64 {
+        let (s, atto) = components
+        if s > Int64.max / 1_000_000_000 - 1 { return Int64.max }
+        return s * 1_000_000_000 + atto / 1_000_000_000
+    }
+}

@@ -1,0 +1,316 @@
+import COpenSSL
+import Foundation
+import NIOCore
+import NIOEmbedded
+import NIOTLS
+@testable import SIPTLS
+import Testing
+
+@Suite struct TLSHandlerInMemoryTests {
+    @Test func handshakeAndDataBothWaysTLS13() throws {
+        let pair = try Pair(server: serverConfig(), client: clientConfig())
+        try pair.connect()
+        #expect(pair.clientRecorder.handshakes == 1 && pair.serverRecorder.handshakes == 1)
+        #expect(pair.clientRecorder.info?.version == .tls13)
+        #expect(pair.clientRecorder.info?.peerCertificate?.verified == true)
+        #expect(pair.clientRecorder.info?.peerCertificate?.dnsNames.contains("localhost") == true)
+        pair.send(fromClient: "REGISTER")
+        pair.send(fromServer: "SIP/2.0 200 OK")
+        #expect(pair.serverRecorder.text == "REGISTER")
+        #expect(pair.clientRecorder.text == "SIP/2.0 200 OK")
+        #expect(pair.clientRecorder.errors.isEmpty && pair.serverRecorder.errors.isEmpty)
+    }
+
+    @Test func tls12WithECDHEAEAD() throws {
+        var client = clientConfig()
+        client.maximumVersion = .tls12
+        let pair = try Pair(server: serverConfig(), client: client)
+        try pair.connect()
+        #expect(pair.serverRecorder.info?.version == .tls12)
+        let cipher = try #require(pair.serverRecorder.info?.cipher)
+        #expect(cipher.hasPrefix("ECDHE-") && (cipher.contains("GCM") || cipher.contains("CHACHA20")))
+    }
+
+    @Test func oneMiBInSmallAndLargeWrites() throws {
+        let pair = try Pair(server: serverConfig(), client: clientConfig())
+        try pair.connect()
+        let big = [UInt8](repeating: 0x61, count: 1 << 20)
+        var offset = 0
+        while offset < big.count {
+            pair.client.write(ByteBuffer(bytes: big[offset..<min(big.count, offset + 65_536)]), promise: nil)
+            offset += 65_536
+        }
+        pair.client.flush()
+        pair.interact()
+        #expect(pair.serverRecorder.received.count == 1 << 20)
+        // One byte per write, flushed in batches.
+        pair.serverRecorder.received = []
+        for i in 0..<(1 << 20) {
+            pair.client.write(ByteBuffer(bytes: [UInt8(i & 0x7F)]), promise: nil)
+            if i % 8192 == 8191 {
+                pair.client.flush()
+                pair.interact()
+            }
+        }
+        pair.client.flush()
+        pair.interact()
+        #expect(pair.serverRecorder.received.count == 1 << 20)
+        #expect(pair.serverRecorder.received.prefix(130) == ArraySlice((0..<130).map { UInt8($0 & 0x7F) }))
+    }
+
+    @Test func earlyWritesAreSentAfterTheHandshake() throws {
+        let pair = try Pair(server: serverConfig(), client: clientConfig())
+        let promise = pair.client.eventLoop.makePromise(of: Void.self)
+        // Written before connect: buffered, not fed to SSL_write (which would start an implicit handshake).
+        pair.client.write(ByteBuffer(string: "early"), promise: promise)
+        pair.client.flush()
+        try pair.connect()
+        #expect(pair.serverRecorder.text == "early")
+        try promise.futureResult.wait()
+    }
+
+    @Test func bufferedPlaintextIsCapped() throws {
+        var client = clientConfig()
+        client.maxBufferedPlaintextBytes = 10
+        let pair = try Pair(server: serverConfig(), client: client)
+        let p1 = pair.client.eventLoop.makePromise(of: Void.self)
+        let p2 = pair.client.eventLoop.makePromise(of: Void.self)
+        pair.client.write(ByteBuffer(string: "0123456789"), promise: p1)
+        pair.client.write(ByteBuffer(string: "x"), promise: p2)
+        #expect(throws: TLSError.bufferedPlaintextLimitExceeded(limit: 10)) { try p2.futureResult.wait() }
+        try pair.connect()
+        try p1.futureResult.wait()
+    }
+
+    @Test func closeNotifyFromClient() throws {
+        let pair = try Pair(server: serverConfig(), client: clientConfig())
+        try pair.connect()
+        let closed = pair.client.close()
+        pair.interact()
+        try closed.wait()
+        #expect(!pair.server.isActive)
+        #expect(pair.serverRecorder.tlsErrors.isEmpty)
+    }
+
+    @Test func closeNotifyFromServer() throws {
+        let pair = try Pair(server: serverConfig(), client: clientConfig())
+        try pair.connect()
+        let closed = pair.server.close()
+        pair.interact()
+        try closed.wait()
+        #expect(!pair.client.isActive)
+        #expect(pair.clientRecorder.tlsErrors.isEmpty)
+    }
+
+    @Test func closeTimesOutWhenThePeerIsSilent() throws {
+        var server = serverConfig()
+        server.closeTimeout = .milliseconds(200)
+        let pair = try Pair(server: server, client: clientConfig())
+        try pair.connect()
+        let closed = pair.server.close()
+        _ = pair.takeClientOutput()
+        #expect(pair.server.isActive)
+        pair.server.embeddedEventLoop.advanceTime(by: .milliseconds(250))
+        try closed.wait()
+        #expect(!pair.server.isActive)
+    }
+
+    @Test func unexpectedEOFAfterHandshakeIsUncleanShutdown() throws {
+        let pair = try Pair(server: serverConfig(), client: clientConfig())
+        try pair.connect()
+        pair.send(fromClient: "REGISTER sip:x SIP/2.0\r\n")
+        pair.server.pipeline.fireChannelInactive()
+        #expect(pair.serverRecorder.tlsErrors == [.uncleanShutdown])
+        #expect(pair.serverRecorder.text == "REGISTER sip:x SIP/2.0\r\n")
+    }
+
+    @Test func eofDuringHandshake() throws {
+        let pair = try Pair(server: serverConfig(), client: clientConfig())
+        let address = try SocketAddress(ipAddress: "127.0.0.1", port: 5061)
+        try pair.server.connect(to: address).wait()
+        try pair.client.connect(to: address).wait()
+        for b in pair.takeClientOutput() { try? pair.server.writeInbound(b) }
+        pair.server.pipeline.fireChannelInactive()
+        #expect(pair.serverRecorder.tlsErrors == [.eofDuringHandshake])
+    }
+
+    @Test func halfARecordWaitsForTheRest() throws {
+        let pair = try Pair(server: serverConfig(), client: clientConfig())
+        try pair.connect()
+        pair.client.writeAndFlush(ByteBuffer(string: "OPTIONS"), promise: nil)
+        var record = ByteBuffer()
+        for var b in pair.takeClientOutput() { record.writeBuffer(&b) }
+        let half = record.readSlice(length: record.readableBytes / 2)!
+        try pair.server.writeInbound(half)
+        #expect(pair.serverRecorder.received.isEmpty)
+        try pair.server.writeInbound(record)
+        #expect(pair.serverRecorder.text == "OPTIONS")
+    }
+
+    @Test func corruptedRecordIsAProtocolErrorAndCloses() throws {
+        let pair = try Pair(server: serverConfig(), client: clientConfig())
+        try pair.connect()
+        pair.client.writeAndFlush(ByteBuffer(string: "OPTIONS sip:x SIP/2.0"), promise: nil)
+        var record = ByteBuffer()
+        for var b in pair.takeClientOutput() { record.writeBuffer(&b) }
+        let at = record.readerIndex + record.readableBytes - 3
+        let byte = record.getInteger(at: at, as: UInt8.self)!
+        record.setInteger(byte ^ 0xFF, at: at)
+        try? pair.server.writeInbound(record)
+        #expect(pair.serverRecorder.received.isEmpty)
+        guard case .protocolError(let stack)? = pair.serverRecorder.tlsErrors.first else {
+            Issue.record("expected a protocol error, got \(pair.serverRecorder.errors)")
+            return
+        }
+        #expect(stack.contains { $0.reason.contains("bad record mac") || $0.reason.contains("decryption failed") })
+        #expect(!pair.server.isActive)
+        // The alert was flushed before closing.
+        #expect((try? pair.server.readOutbound(as: ByteBuffer.self)) != nil)
+    }
+
+    @Test func staleOpenSSLErrorOnTheThreadDoesNotKillAHealthyConnection() throws {
+        let pair = try Pair(server: serverConfig(), client: clientConfig())
+        try pair.connect()
+        // Leave an unrelated error on this thread's queue, as a failed PEM parse would.
+        let garbage: [UInt8] = Array("not a certificate".utf8)
+        let bio = BIO_new(BIO_s_mem())
+        _ = garbage.withUnsafeBytes { BIO_write(bio, $0.baseAddress, Int32($0.count)) }
+        #expect(PEM_read_bio_X509(bio, nil, nil, nil) == nil)
+        BIO_free(bio)
+        #expect(ERR_peek_error() != 0)
+        pair.send(fromClient: "still alive")
+        #expect(pair.serverRecorder.text == "still alive")
+        #expect(pair.serverRecorder.errors.isEmpty)
+    }
+
+    @Test func hostnameMismatchFailsTheHandshake() throws {
+        let pair = try Pair(server: serverConfig(), client: clientConfig(hostname: "wrong.example.net"))
+        try pair.connect()
+        guard case .handshakeFailed(_, let verify)? = pair.clientRecorder.tlsErrors.first else {
+            Issue.record("expected a handshake failure, got \(pair.clientRecorder.errors)")
+            return
+        }
+        #expect(verify?.contains("hostname mismatch") == true)
+        #expect(!pair.client.isActive)
+    }
+
+    @Test func untrustedServerFailsTheHandshake() throws {
+        let pair = try Pair(server: serverConfig(TestCerts.other), client: clientConfig())
+        try pair.connect()
+        guard case .handshakeFailed(_, let verify)? = pair.clientRecorder.tlsErrors.first else {
+            Issue.record("expected a handshake failure")
+            return
+        }
+        #expect(verify != nil)
+    }
+
+    @Test func clientCertificateNotRequested() throws {
+        let pair = try Pair(server: serverConfig(clientCerts: .none), client: clientConfig(user: "alice"))
+        try pair.connect()
+        #expect(pair.serverRecorder.handshakes == 1)
+        #expect(pair.serverRecorder.info?.peerCertificate == nil)
+    }
+
+    @Test func clientCertificateOptional() throws {
+        let without = try Pair(server: serverConfig(clientCerts: .optional), client: clientConfig())
+        try without.connect()
+        #expect(without.serverRecorder.handshakes == 1 && without.serverRecorder.info?.peerCertificate == nil)
+
+        let with = try Pair(server: serverConfig(clientCerts: .optional), client: clientConfig(user: "alice"))
+        try with.connect()
+        let cert = try #require(with.serverRecorder.info?.peerCertificate)
+        #expect(cert.verified && cert.sipIdentities == ["sip:alice@example.com"])
+        #expect(cert.subjectCommonName == "alice")
+    }
+
+    @Test func clientCertificateRequiredTLS13LateRejection() throws {
+        let pair = try Pair(server: serverConfig(clientCerts: .required), client: clientConfig())
+        try pair.connect()
+        // TLS 1.3: the client's handshake completes before the server has judged it...
+        #expect(pair.clientRecorder.handshakes == 1)
+        #expect(pair.serverRecorder.handshakes == 0)
+        guard case .handshakeFailed? = pair.serverRecorder.tlsErrors.first else {
+            Issue.record("the server must refuse: \(pair.serverRecorder.errors)")
+            return
+        }
+        // ...and learns from the alert that follows.
+        #expect(!pair.client.isActive)
+        guard case .protocolError(let stack)? = pair.clientRecorder.tlsErrors.first else {
+            Issue.record("the client must see the alert: \(pair.clientRecorder.errors)")
+            return
+        }
+        #expect(stack.contains { $0.reason.contains("certificate required") })
+    }
+
+    @Test func clientCertificateRequiredTLS12() throws {
+        var client = clientConfig()
+        client.maximumVersion = .tls12
+        let pair = try Pair(server: serverConfig(clientCerts: .required), client: client)
+        try pair.connect()
+        #expect(pair.clientRecorder.handshakes == 0 && pair.serverRecorder.handshakes == 0)
+        let ok = try Pair(server: serverConfig(clientCerts: .required), client: clientConfig(user: "alice"))
+        try ok.connect()
+        #expect(ok.serverRecorder.info?.peerCertificate?.verified == true)
+    }
+
+    @Test func sessionResumption() throws {
+        let server = try TLSContext(configuration: serverConfig(clientCerts: .optional))
+        let client = try TLSContext(configuration: clientConfig(user: "alice"))
+        let first = try Pair(server: server, client: client)
+        try first.connect()
+        first.send(fromServer: "ticket please")  // TLS 1.3 tickets arrive after the handshake
+        let session = try #require(first.clientHandler.session)
+        let second = try Pair(server: server, client: client, resuming: session)
+        try second.connect()
+        #expect(second.clientRecorder.info?.sessionReused == true)
+        #expect(second.serverRecorder.info?.sessionReused == true)
+    }
+
+    @Test func reloadIsVisibleToTheNextConnectionOnly() throws {
+        let store = try TLSContextStore(configuration: serverConfig(TestCerts.ec))
+        let trustBoth = TLSConfiguration.client(serverHostname: "localhost", trustRoots: .pem(
+            Array(try String(contentsOfFile: TestCerts.ec.ca, encoding: .utf8).utf8)
+                + Array(try String(contentsOfFile: TestCerts.rsa.ca, encoding: .utf8).utf8)))
+        let clientContext = try TLSContext(configuration: trustBoth)
+        let first = try Pair(server: store.context, client: clientContext)
+        try first.connect()
+        let before = try #require(first.clientRecorder.info?.peerCertificate?.fingerprintSHA256)
+
+        guard case .success = store.reload(configuration: serverConfig(TestCerts.rsa)) else {
+            Issue.record("reload failed")
+            return
+        }
+        let current = store.context
+        let second = try Pair(server: current, client: clientContext)
+        try second.connect()
+        let after = try #require(second.clientRecorder.info?.peerCertificate?.fingerprintSHA256)
+        #expect(before != after)
+        // The old connection lives on.
+        first.send(fromClient: "old flow")
+        #expect(first.serverRecorder.text == "old flow")
+
+        // A failed reload keeps the current context and says why.
+        guard case .failure(let error) = store.reload(configuration: .server(certificateChain: .file("/nonexistent.pem"),
+                                                                             privateKey: .file("/nonexistent.key"))) else {
+            Issue.record("reload must fail")
+            return
+        }
+        #expect(error.description.contains("/nonexistent.pem"))
+        #expect(store.context === current)
+    }
+
+    @Test func handshakeTimeout() throws {
+        var server = serverConfig()
+        server.handshakeTimeout = .milliseconds(300)
+        let pair = try Pair(server: server, client: clientConfig())
+        let address = try SocketAddress(ipAddress: "127.0.0.1", port: 5061)
+        try pair.server.connect(to: address).wait()
+        try pair.client.connect(to: address).wait()
+        var hello = ByteBuffer()
+        for var b in pair.takeClientOutput() { hello.writeBuffer(&b) }
+        try pair.server.writeInbound(hello.getSlice(at: hello.readerIndex, length: hello.readableBytes / 2)!)
+        pair.server.embeddedEventLoop.advanceTime(by: .milliseconds(301))
+        #expect(pair.serverRecorder.tlsErrors == [.handshakeTimeout])
+        #expect(!pair.server.isActive)
+    }
+}
