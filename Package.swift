@@ -13,9 +13,11 @@ let package = Package(
         .library(name: "SIPMessage", targets: ["SIPMessage"]),
         .library(name: "SIPRegistrar", targets: ["SIPRegistrar"]),
         .library(name: "SIPTLS", targets: ["SIPTLS"]),
+        .library(name: "SIPTransport", targets: ["SIPTransport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
     ],
     targets: [
         // The SIP message layer: URIs, headers, requests, responses, parser, serializer. No I/O.
@@ -57,6 +59,32 @@ let package = Package(
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
+            swiftSettings: strictSettings
+        ),
+
+        // Legs (UDP, TCP, TLS), stream framing, transactions and the dispatcher.
+        .target(
+            name: "SIPTransport",
+            dependencies: [
+                "SIPMessage", "SIPTLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SIPTransportTests",
+            dependencies: [
+                "SIPTransport", "SIPMessage", "SIPTLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            exclude: ["sipp"],
             swiftSettings: strictSettings
         ),
 

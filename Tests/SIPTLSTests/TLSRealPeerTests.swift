@@ -20,7 +20,7 @@ func run(_ executable: String, _ args: [String], input: String = "", timeout: Ti
     try? inPipe.fileHandleForWriting.close()
     let deadline = Date().addingTimeInterval(timeout)
     while p.isRunning && Date() < deadline { usleep(20_000) }
-    if p.isRunning { p.terminate() }
+    if p.isRunning { kill(p.processIdentifier, SIGKILL) }
     p.waitUntilExit()
     let out = String(decoding: outPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     return (p.terminationStatus, out)
@@ -128,7 +128,7 @@ struct TLSTestServer {
         p.standardError = outPipe
         p.standardInput = Pipe()
         try p.run()
-        defer { if p.isRunning { p.terminate() } }
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         // Wait for the listener.
         var ready = false
         for _ in 0..<100 where !ready {

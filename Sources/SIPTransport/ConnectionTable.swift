@@ -1,0 +1,98 @@
+import NIOConcurrencyHelpers
+public import NIOCore
+public import SIPMessage
+
+/// Open TCP/TLS connections (flows): by id, by remote endpoint for reuse in both
+/// directions, and counted per remote IP for the limits.
+final class ConnectionTable: Sendable {
+    struct Flow: Sendable {
+        var id: UInt64
+        var channel: any Channel
+        var transport: SIPTransportProtocol
+        var remoteHost: String
+        var remotePort: Int
+        var tlsPeer: SIPTLSPeerIdentity?
+    }
+
+    enum Admission: Equatable {
+        case admitted
+        case totalLimit
+        case perIPLimit
+    }
+
+    private struct Storage {
+        var flows: [UInt64: Flow] = [:]
+        var byEndpoint: [String: UInt64] = [:]
+        var perIP: [String: Int] = [:]
+        var reserved = 0
+    }
+
+    private let storage = NIOLockedValueBox(Storage())
+    private let nextID = NIOLockedValueBox<UInt64>(0)
+
+    func makeID() -> UInt64 {
+        nextID.withLockedValue { n in
+            n += 1
+            return n
+        }
+    }
+
+    static func endpointKey(_ transport: SIPTransportProtocol, _ host: String, _ port: Int) -> String {
+        "\(transport.rawValue)|\(host.lowercased())|\(port)"
+    }
+
+    /// Reserves a slot for a connection from `ip`, or says which limit refuses it.
+    func admit(ip: String, maxTotal: Int, maxPerIP: Int) -> Admission {
+        storage.withLockedValue { s in
+            if s.reserved >= maxTotal { return .totalLimit }
+            if s.perIP[ip, default: 0] >= maxPerIP { return .perIPLimit }
+            s.reserved += 1
+            s.perIP[ip, default: 0] += 1
+            return .admitted
+        }
+    }
+
+    /// Gives back a slot taken by `admit`.
+    func release(ip: String) {
+        storage.withLockedValue { s in
+            s.reserved -= 1
+            let left = s.perIP[ip, default: 1] - 1
+            s.perIP[ip] = left > 0 ? left : nil
+        }
+    }
+
+    func register(_ flow: Flow) {
+        storage.withLockedValue { s in
+            s.flows[flow.id] = flow
+            s.byEndpoint[Self.endpointKey(flow.transport, flow.remoteHost, flow.remotePort)] = flow.id
+        }
+    }
+
+    func remove(_ id: UInt64) {
+        storage.withLockedValue { s in
+            guard let flow = s.flows.removeValue(forKey: id) else { return }
+            let key = Self.endpointKey(flow.transport, flow.remoteHost, flow.remotePort)
+            if s.byEndpoint[key] == id { s.byEndpoint[key] = nil }
+        }
+    }
+
+    func setPeer(_ id: UInt64, _ peer: SIPTLSPeerIdentity?) {
+        storage.withLockedValue { $0.flows[id]?.tlsPeer = peer }
+    }
+
+    func flow(_ id: UInt64) -> Flow? { storage.withLockedValue { $0.flows[id] } }
+
+    func flow(to transport: SIPTransportProtocol, host: String, port: Int) -> Flow? {
+        storage.withLockedValue { s in
+            s.byEndpoint[Self.endpointKey(transport, host, port)].flatMap { s.flows[$0] }
+        }
+    }
+
+    var count: Int { storage.withLockedValue { $0.flows.count } }
+
+    func count(of transport: SIPTransportProtocol) -> Int {
+        storage.withLockedValue { $0.flows.values.filter { $0.transport == transport }.count }
+    }
+
+    func allChannels() -> [any Channel] { storage.withLockedValue { $0.flows.values.map(\.channel) } }
+}

@@ -1,0 +1,174 @@
+import Logging
+import NIOCore
+public import SIPMessage
+
+extension Dispatcher {
+    /// One message from a leg: a UDP datagram or a message cut from a stream.
+    func handleInbound(_ bytes: ByteBuffer, source: SIPSource, loop: (any EventLoop)? = nil) {
+        let message: SIPMessage
+        do {
+            message = try parser.parse(bytes)
+        } catch {
+            count(.parseErrors)
+            logger.debug("unparsable message", metadata: ["net.peer": "\(source.remoteAddress)", "sip.error": "\(error.reasonPhrase)"])
+            answerBroken(error, source: source)
+            return
+        }
+        switch message {
+        case .response(let response):
+            clientTransactions.receive(response)
+        case .request(var request):
+            notify(.requestReceived(request.method, source.transport))
+            Self.stampTopVia(&request, source: source)
+            if request.method == .ack {
+                // ACK has no response and no transaction of its own (non-2xx ACKs are hop-by-hop).
+                let ack = request
+                spawn(on: loop) { _ = await self.runChain(ack, source: source) }
+                return
+            }
+            let key = ServerTransactions.key(for: request)
+            if let key {
+                switch transactions.begin(key, now: Self.monotonicNow()) {
+                case .new:
+                    break
+                case .absorb:
+                    count(.retransmissionsAbsorbed)
+                    return
+                case .resend(let bytes):
+                    count(.retransmissionsAbsorbed)
+                    sendResponseBytes(bytes, headers: request.headers, source: source)
+                    return
+                }
+            }
+            stripOwnRoute(&request, source: source)
+            let toAnswer = request
+            spawn(on: loop) {
+                let request = toAnswer
+                let response = await self.answer(request, source: source)
+                let wire = response.serialized()
+                if let key {
+                    self.transactions.complete(key, response: wire, timerJ: self.configuration.timerJ(source.transport),
+                                               now: Self.monotonicNow())
+                }
+                self.notify(.responseSent(response.statusCode, source.transport))
+                self.sendResponseBytes(wire, headers: response.headers, source: source)
+            }
+        }
+    }
+
+    /// Runs the receive chain; a request nobody answers gets the dispatcher's own answer.
+    func answer(_ request: SIPRequest, source: SIPSource) async -> SIPResponse {
+        switch await runChain(request, source: source) {
+        case .respond(let response):
+            return response
+        case .pass:
+            if request.method == .options {
+                var ok = SIPResponse(to: request, statusCode: 200, toTag: SIPResponse.randomTag(), server: configuration.serverHeader)
+                ok.headers.add(.allow, "REGISTER, OPTIONS")
+                ok.headers.add(.accept, "application/sdp")
+                return ok
+            }
+            var r = SIPResponse(to: request, statusCode: 405, toTag: SIPResponse.randomTag(), server: configuration.serverHeader)
+            r.headers.add(.allow, "REGISTER, OPTIONS")
+            return r
+        case .forward:
+            // A receiver rewrote the request for forwarding, and this server does not proxy.
+            return SIPResponse(to: request, statusCode: 501, reasonPhrase: "Forwarding Not Implemented",
+                               toTag: SIPResponse.randomTag(), server: configuration.serverHeader)
+        }
+    }
+
+    func runChain(_ request: SIPRequest, source: SIPSource) async -> SIPReceiveOutcome {
+        var current = request
+        var currentSource = source
+        var lastForward: SIPReceiveOutcome?
+        for receiver in receiversList() {
+            switch await receiver.receive(current, from: currentSource) {
+            case .respond(let r):
+                return .respond(r)
+            case .pass:
+                continue
+            case .forward(let r, let s):
+                current = r
+                currentSource = s
+                lastForward = .forward(r, s)
+            }
+        }
+        return lastForward ?? .pass
+    }
+
+    /// Answers a request that failed to parse, when enough of it was readable (RFC 3261 21.4.1 / 513).
+    func answerBroken(_ error: SIPParseError, source: SIPSource) {
+        guard error.isRequest,
+              var response = SIPResponse(answering: error.partialHeaders, statusCode: error.statusCode,
+                                         reasonPhrase: error.reasonPhrase, toTag: SIPResponse.randomTag(),
+                                         server: configuration.serverHeader) else { return }
+        var probe = SIPRequest(method: "X", uri: SIPURI(host: "invalid"), headers: response.headers)
+        Self.stampTopVia(&probe, source: source)
+        response.headers = probe.headers
+        let wire = response.serialized()
+        sendResponseBytes(wire, headers: response.headers, source: source)
+    }
+
+    // MARK: RFC 3261 18.2.1 and RFC 3581
+
+    /// Adds `received` when the sent-by host is not the source address, and fills an empty `rport`.
+    static func stampTopVia(_ request: inout SIPRequest, source: SIPSource) {
+        guard let index = request.headers.fields.firstIndex(where: { $0.name == .via }) else { return }
+        let field = request.headers.fields[index].value
+        var parts = HeaderSplitterAccess.split(field)
+        guard let first = parts.first, var via = SIPVia.parse(first) else { return }
+        var changed = false
+        let sentBy = via.host.hasPrefix("[") ? String(via.host.dropFirst().dropLast()) : via.host
+        if via.hasRport && via.rport == nil {
+            via.parameters.set("rport", String(source.remotePort))
+            via.parameters.set("received", source.remoteHost)
+            changed = true
+        } else if sentBy.lowercased() != source.remoteHost.lowercased() {
+            via.parameters.set("received", source.remoteHost)
+            changed = true
+        }
+        guard changed else { return }
+        parts[0] = Substring(via.description)
+        request.headers.replaceValue(at: index, with: parts.joined(separator: ", "))
+    }
+
+    // MARK: Route (RFC 3261 16.4)
+
+    /// Removes a top Route that names this server (baresip sends one on every REGISTER).
+    func stripOwnRoute(_ request: inout SIPRequest, source: SIPSource) {
+        guard let index = request.headers.fields.firstIndex(where: { $0.name == .route }) else { return }
+        let parts = HeaderSplitterAccess.split(request.headers.fields[index].value)
+        guard let first = parts.first, let route = NameAddress.parse(first), namesThisServer(route.uri, source: source) else {
+            return
+        }
+        if parts.count == 1 {
+            request.headers.remove(at: index)
+        } else {
+            request.headers.replaceValue(at: index, with: parts.dropFirst().joined(separator: ", "))
+        }
+    }
+
+    func namesThisServer(_ uri: SIPURI, source: SIPSource) -> Bool {
+        guard uri.isSIP else { return false }
+        let host = uri.hostName
+        let transport = uri.transport.flatMap { SIPTransportProtocol(token: $0) }
+        let defaultPort = uri.isSIPS || transport == .tls ? 5061 : 5060
+        let port = uri.port ?? defaultPort
+        let ours = listeners
+        let portMatches = ours.contains { $0.address.port == port } || source.localPort == port
+        guard portMatches else { return false }
+        if configuration.localNames.contains(where: { $0.lowercased() == host }) { return true }
+        if let local = source.localHost, local.lowercased() == host { return true }
+        return ours.contains { $0.address.ipAddress?.lowercased() == host }
+    }
+}
+
+/// Access to the message layer's splitting rules (commas outside quotes and brackets).
+enum HeaderSplitterAccess {
+    static func split(_ value: Substring) -> [Substring] {
+        var headers = SIPHeaders()
+        headers.add(.via, value)
+        return headers.splitValues(.via)
+    }
+}

@@ -1,0 +1,200 @@
+import Logging
+import NIOConcurrencyHelpers
+public import NIOCore
+import NIOPosix
+public import SIPMessage
+public import SIPTLS
+
+/// Owns the legs (UDP, TCP, TLS listeners and their connections), the receive chain
+/// and the transaction layer. Inbound: bytes from a leg are parsed, retransmissions
+/// are answered from the server-transaction cache, a top Route naming this server is
+/// removed, and the request goes down the chain of receivers; the response goes back
+/// the way the request came (RFC 3261 18.2.2, RFC 3581). Outbound: ``send(_:to:flow:)``
+/// picks a leg by the target's scheme (`sips:` only over TLS, never downgraded).
+public final class Dispatcher: SIPTimerScheduler, Sendable {
+    public let configuration: TransportConfiguration
+    let group: any EventLoopGroup
+    private let ownsGroup: Bool
+    let logger: Logger
+    let parser: SIPMessageParser
+    let transactions: ServerTransactions
+    let connections = ConnectionTable()
+    let clientTransactions = ClientTransactions()
+    private let receivers = NIOLockedValueBox<[any SIPReceiver]>([])
+    let legs = NIOLockedValueBox<Legs>(Legs())
+    private let counters = NIOLockedValueBox<[TransportCounter: Int]>([:])
+    private let flowInUse = NIOLockedValueBox<(@Sendable (UInt64) -> Bool)?>(nil)
+    private let observers = NIOLockedValueBox<[@Sendable (TransportEvent) -> Void]>([])
+    /// One task executor per event loop, keyed by the loop's identity.
+    private let executors: [ObjectIdentifier: EventLoopTaskExecutor]
+
+    struct Legs: Sendable {
+        var udp: [UDPLeg] = []
+        var stream: [StreamLeg] = []
+    }
+
+    /// - Parameters:
+    ///   - group: event loops to run on; by default the dispatcher makes one loop per core.
+    public init(configuration: TransportConfiguration = TransportConfiguration(), group: (any EventLoopGroup)? = nil,
+                logger: Logger = Logger(label: "sip.transport")) {
+        self.configuration = configuration
+        if let group {
+            self.group = group
+            self.ownsGroup = false
+        } else {
+            self.group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+            self.ownsGroup = true
+        }
+        self.logger = logger
+        var executors: [ObjectIdentifier: EventLoopTaskExecutor] = [:]
+        for loop in self.group.makeIterator() { executors[ObjectIdentifier(loop)] = EventLoopTaskExecutor(loop) }
+        self.executors = executors
+        self.parser = SIPMessageParser(limits: configuration.parserLimits)
+        self.transactions = ServerTransactions(capacity: configuration.maxServerTransactions)
+    }
+
+    /// Runs `body` as a task on `loop` (or on the default executor for a loop not in the group).
+    func spawn(on loop: (any EventLoop)?, _ body: @escaping @Sendable () async -> Void) {
+        if let loop, let executor = executors[ObjectIdentifier(loop)] {
+            Task(executorPreference: executor) { await body() }
+        } else {
+            Task { await body() }
+        }
+    }
+
+    // MARK: Receive chain
+
+    /// Appends a receiver to the chain (authorization first, then the registrar, then others).
+    public func addReceiver(_ receiver: any SIPReceiver) {
+        receivers.withLockedValue { $0.append(receiver) }
+    }
+
+    func receiversList() -> [any SIPReceiver] { receivers.withLockedValue { $0 } }
+
+    /// Tells the idle-timeout logic whether a binding still uses a connection.
+    public func setFlowInUse(_ check: @escaping @Sendable (UInt64) -> Bool) {
+        flowInUse.withLockedValue { $0 = check }
+    }
+
+    func isFlowInUse(_ id: UInt64) -> Bool {
+        flowInUse.withLockedValue { $0 }?(id) ?? false
+    }
+
+    /// Observes transport events (connections, TLS handshakes, limits) for logs and metrics.
+    public func observe(_ observer: @escaping @Sendable (TransportEvent) -> Void) {
+        observers.withLockedValue { $0.append(observer) }
+    }
+
+    func notify(_ event: TransportEvent) {
+        for o in observers.withLockedValue({ $0 }) { o(event) }
+    }
+
+    // MARK: Legs
+
+    /// Binds a UDP leg (one socket per event loop with SO_REUSEPORT); port 0 picks a free port.
+    @discardableResult
+    public func bindUDP(host: String, port: Int) async throws -> SocketAddress {
+        let leg = try await UDPLeg.bind(host: host, port: port, dispatcher: self)
+        legs.withLockedValue { $0.udp.append(leg) }
+        return leg.localAddress
+    }
+
+    /// Binds a TCP leg.
+    @discardableResult
+    public func bindTCP(host: String, port: Int) async throws -> SocketAddress {
+        let leg = try await StreamLeg.bind(transport: .tcp, host: host, port: port, tls: nil, dispatcher: self)
+        legs.withLockedValue { $0.stream.append(leg) }
+        return leg.localAddress
+    }
+
+    /// Binds a TLS leg: the TCP leg decorated with `SIPTLS.TLSHandler`. New connections use
+    /// the store's current context; `clientContext` is used for connections this server opens.
+    @discardableResult
+    public func bindTLS(host: String, port: Int, contexts: TLSContextStore, clientContext: TLSContext? = nil) async throws -> SocketAddress {
+        let tls = StreamLeg.TLS(server: contexts, client: clientContext)
+        let leg = try await StreamLeg.bind(transport: .tls, host: host, port: port, tls: tls, dispatcher: self)
+        legs.withLockedValue { $0.stream.append(leg) }
+        return leg.localAddress
+    }
+
+    /// The bound listeners.
+    public var listeners: [(transport: SIPTransportProtocol, address: SocketAddress)] {
+        legs.withLockedValue { l in
+            l.udp.map { (.udp, $0.localAddress) } + l.stream.map { ($0.transport, $0.localAddress) }
+        }
+    }
+
+    var availableTransports: Set<SIPTransportProtocol> {
+        Set(listeners.map(\.transport))
+    }
+
+    /// Open connections by transport.
+    public func openConnections(_ transport: SIPTransportProtocol) -> Int { connections.count(of: transport) }
+
+    /// Stops accepting, closes every connection and, if the dispatcher made its own loops, stops them.
+    public func shutdown() async {
+        let all = legs.withLockedValue { l -> [any Channel] in l.udp.flatMap(\.channels) + l.stream.map(\.channel) }
+        for c in all { try? await c.close() }
+        for c in connections.allChannels() { try? await c.close() }
+        clientTransactions.failAll(DispatcherError.shutDown)
+        if ownsGroup { try? await group.shutdownGracefully() }
+    }
+
+    // MARK: Timers
+
+    public func schedule(after delay: Duration, _ body: @escaping @Sendable () -> Void) -> any SIPScheduledTimer {
+        let task = group.next().scheduleTask(in: .nanoseconds(delay.nanoseconds)) { body() }
+        return ScheduledTimer(task: task)
+    }
+
+    struct ScheduledTimer: SIPScheduledTimer {
+        let task: Scheduled<Void>
+        func cancel() { task.cancel() }
+    }
+
+    // MARK: Counters
+
+    func count(_ c: TransportCounter, by n: Int = 1) {
+        counters.withLockedValue { $0[c, default: 0] += n }
+    }
+
+    /// The transport's counters (parse errors, absorbed retransmissions, refused connections...).
+    public var counterValues: [TransportCounter: Int] { counters.withLockedValue { $0 } }
+
+    static func monotonicNow() -> UInt64 { UInt64(NIODeadline.now().uptimeNanoseconds) }
+}
+
+/// Events worth a log line or a metric.
+public enum TransportEvent: Sendable {
+    case connectionOpened(SIPTransportProtocol, remote: String)
+    case connectionClosed(SIPTransportProtocol, remote: String)
+    case connectionRefused(SIPTransportProtocol, remote: String, reason: String)
+    case tlsHandshake(succeeded: Bool, remote: String, detail: String)
+    case requestReceived(SIPMethod, SIPTransportProtocol)
+    case responseSent(Int, SIPTransportProtocol)
+    case dropped(reason: String, remote: String)
+}
+
+public enum DispatcherError: Error, Sendable, CustomStringConvertible {
+    case shutDown
+    case timeout
+    case unroutable(String)
+    case connectFailed(String)
+
+    public var description: String {
+        switch self {
+        case .shutDown: return "the dispatcher is shut down"
+        case .timeout: return "no final response before Timer F"
+        case .unroutable(let s): return "cannot route: \(s)"
+        case .connectFailed(let s): return "cannot connect: \(s)"
+        }
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (s, a) = components
+        if s >= Int64.max / 1_000_000_000 { return Int64.max }
+        return s * 1_000_000_000 + a / 1_000_000_000
+    }
+}

@@ -1,0 +1,113 @@
+import NIOConcurrencyHelpers
+public import SIPMessage
+
+/// The non-INVITE server transaction layer (RFC 3261 17.2.2), reduced to what a
+/// registrar needs: a retransmitted request is answered from the cache (or absorbed
+/// while the first copy is still being processed) instead of being processed again.
+/// Completed entries live for Timer J (64·T1 on UDP, none on reliable transports).
+final class ServerTransactions: Sendable {
+    /// How a request is matched (RFC 3261 17.2.3).
+    struct Key: Hashable, Sendable {
+        var text: String
+    }
+
+    enum State: Sendable {
+        case proceeding
+        case completed([UInt8])
+    }
+
+    enum Lookup {
+        /// A new transaction: process it.
+        case new
+        /// A retransmission while the first copy is in progress: drop it.
+        case absorb
+        /// A retransmission after the answer: send these bytes again.
+        case resend([UInt8])
+    }
+
+    private struct Entry {
+        var state: State
+        var expiresAt: UInt64  // nanoseconds, monotonic; UInt64.max while proceeding
+    }
+
+    private struct Storage {
+        var entries: [Key: Entry] = [:]
+        /// Completed keys in expiry order (Timer J is constant per transport, so FIFO per transport).
+        var expiryQueue: [(UInt64, Key)] = []
+        var queueHead = 0
+    }
+
+    private let storage = NIOLockedValueBox(Storage())
+    private let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    /// The key of a request: the top Via's branch (with the magic cookie) plus sent-by and
+    /// method; otherwise the RFC 2543 key of Request-URI, tags, Call-ID, CSeq and top Via.
+    static func key(for request: SIPRequest) -> Key? {
+        guard let top = try? request.headers.topVia else { return nil }
+        let method = request.method == .ack ? SIPMethod.invite : request.method
+        if let branch = top.branch, top.hasMagicCookie {
+            return Key(text: "1|\(branch)|\(asciiLower(top.host)):\(top.port ?? 0)|\(method)")
+        }
+        let toTag = (try? request.headers.to)??.tag ?? ""
+        let fromTag = (try? request.headers.from)??.tag ?? ""
+        let cseq = (try? request.headers.cseq)??.description ?? ""
+        return Key(text: "2|\(request.uri)|\(toTag)|\(fromTag)|\(request.headers.callID ?? "")|\(cseq)|\(top)")
+    }
+
+    /// Records a new transaction or classifies a retransmission.
+    func begin(_ key: Key, now: UInt64) -> Lookup {
+        storage.withLockedValue { s in
+            purge(&s, now: now)
+            if let e = s.entries[key] {
+                switch e.state {
+                case .proceeding: return .absorb
+                case .completed(let bytes): return .resend(bytes)
+                }
+            }
+            guard s.entries.count < capacity else { return .new }  // full: process without remembering
+            s.entries[key] = Entry(state: .proceeding, expiresAt: .max)
+            return .new
+        }
+    }
+
+    /// Stores the final response for Timer J (or forgets the transaction when J is zero).
+    func complete(_ key: Key, response: [UInt8], timerJ: Duration, now: UInt64) {
+        storage.withLockedValue { s in
+            guard s.entries[key] != nil else { return }
+            let j = UInt64(max(0, timerJ.components.seconds)) * 1_000_000_000
+                + UInt64(max(0, timerJ.components.attoseconds / 1_000_000_000))
+            if j == 0 {
+                s.entries[key] = nil
+                return
+            }
+            let at = now + j
+            s.entries[key] = Entry(state: .completed(response), expiresAt: at)
+            s.expiryQueue.append((at, key))
+        }
+    }
+
+    /// Forgets a transaction that produced no response (the request was passed on).
+    func abandon(_ key: Key) {
+        storage.withLockedValue { s in
+            if case .proceeding? = s.entries[key]?.state { s.entries[key] = nil }
+        }
+    }
+
+    var count: Int { storage.withLockedValue { $0.entries.count } }
+
+    private func purge(_ s: inout Storage, now: UInt64) {
+        while s.queueHead < s.expiryQueue.count, s.expiryQueue[s.queueHead].0 <= now {
+            let key = s.expiryQueue[s.queueHead].1
+            if let e = s.entries[key], e.expiresAt <= now { s.entries[key] = nil }
+            s.queueHead += 1
+        }
+        if s.queueHead > 4096, s.queueHead * 2 > s.expiryQueue.count {
+            s.expiryQueue.removeFirst(s.queueHead)
+            s.queueHead = 0
+        }
+    }
+}
+
+func asciiLower(_ s: String) -> String { s.lowercased() }

@@ -1,0 +1,88 @@
+import Logging
+import NIOCore
+import NIOPosix
+import SIPMessage
+
+/// A UDP listener: one datagram channel per event loop bound to the same port with
+/// SO_REUSEPORT, vector reads, and a receive buffer sized so that no accepted datagram
+/// is cut (NIO's default of 2048 bytes, and vector reads slicing it, truncate silently).
+final class UDPLeg: Sendable {
+    let channels: [any Channel]
+    let localAddress: SocketAddress
+
+    private init(channels: [any Channel], localAddress: SocketAddress) {
+        self.channels = channels
+        self.localAddress = localAddress
+    }
+
+    static func bind(host: String, port: Int, dispatcher: Dispatcher) async throws -> UDPLeg {
+        let config = dispatcher.configuration
+        let vector = max(1, config.udpVectorReadCount)
+        // Each slice holds one more byte than the largest message: a full slice means "too large".
+        let slice = config.maxMessageBytes + 1
+        func bootstrap(_ loop: any EventLoop) -> DatagramBootstrap {
+            DatagramBootstrap(group: loop)
+                .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                .channelOption(.socketOption(.init(rawValue: SO_REUSEPORT)), value: 1)
+                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: slice * vector))
+                .channelOption(.datagramVectorReadMessageCount, value: vector)
+                .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            UDPInboundHandler(dispatcher: dispatcher, sliceSize: slice))
+                    }
+                }
+        }
+        var loops: [any EventLoop] = []
+        for loop in dispatcher.group.makeIterator() { loops.append(loop) }
+        guard let first = loops.first else { throw DispatcherError.unroutable("no event loop") }
+        let firstChannel = try await bootstrap(first).bind(host: host, port: port).get()
+        guard let bound = firstChannel.localAddress, let boundPort = bound.port else {
+            throw DispatcherError.unroutable("UDP socket has no local address")
+        }
+        var channels: [any Channel] = [firstChannel]
+        for loop in loops.dropFirst() {
+            if let c = try? await bootstrap(loop).bind(host: host, port: boundPort).get() { channels.append(c) }
+        }
+        return UDPLeg(channels: channels, localAddress: bound)
+    }
+
+    /// Sends a datagram through one of the leg's sockets (its source port is the leg's port).
+    func send(_ bytes: [UInt8], to address: SocketAddress) {
+        guard let channel = channels.first(where: { $0.eventLoop.inEventLoop }) ?? channels.first else { return }
+        let envelope = AddressedEnvelope(remoteAddress: address, data: channel.allocator.buffer(bytes: bytes))
+        channel.writeAndFlush(envelope, promise: nil)
+    }
+}
+
+final class UDPInboundHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    let dispatcher: Dispatcher
+    let sliceSize: Int
+
+    init(dispatcher: Dispatcher, sliceSize: Int) {
+        self.dispatcher = dispatcher
+        self.sliceSize = sliceSize
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        guard let host = envelope.remoteAddress.ipAddress, let port = envelope.remoteAddress.port else { return }
+        if envelope.data.readableBytes >= sliceSize {
+            // Possibly truncated: larger than any message we accept.
+            dispatcher.count(.parseErrors)
+            dispatcher.notify(.dropped(reason: "datagram larger than \(sliceSize - 1) bytes", remote: "\(host):\(port)"))
+            return
+        }
+        let local = context.channel.localAddress
+        let source = SIPSource(transport: .udp, remoteHost: host, remotePort: port, localHost: local?.ipAddress,
+                               localPort: local?.port)
+        dispatcher.handleInbound(envelope.data, source: source, loop: context.eventLoop)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // ICMP errors and the like on a datagram socket are not fatal to the listener.
+        dispatcher.logger.debug("UDP socket error", metadata: ["error": "\(error)"])
+    }
+}

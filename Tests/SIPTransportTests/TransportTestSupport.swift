@@ -1,0 +1,251 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import SIPMessage
+import SIPTLS
+@testable import SIPTransport
+import Testing
+
+/// A receiver that answers every request 200 OK (after `delay`) and remembers what it got.
+final class Answer200: SIPReceiver {
+    let seen = NIOLockedValueBox<[(SIPRequest, SIPSource)]>([])
+    let delay: Duration
+
+    init(delay: Duration = .zero) { self.delay = delay }
+
+    func receive(_ request: SIPRequest, from source: SIPSource) async -> SIPReceiveOutcome {
+        seen.withLockedValue { $0.append((request, source)) }
+        if delay > .zero { try? await Task.sleep(for: delay) }
+        return .respond(SIPResponse(to: request, statusCode: 200, toTag: "t1"))
+    }
+
+    var count: Int { seen.withLockedValue { $0.count } }
+    var requests: [SIPRequest] { seen.withLockedValue { $0.map(\.0) } }
+    var sources: [SIPSource] { seen.withLockedValue { $0.map(\.1) } }
+}
+
+/// Certificates from the project's own script.
+enum TransportCerts {
+    static let dir: String = {
+        let dir = NSTemporaryDirectory() + "siptransport-\(UUID().uuidString)"
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = [root.path + "/certs/generate.sh", "--out", dir]
+        p.standardOutput = FileHandle.nullDevice
+        try? p.run()
+        p.waitUntilExit()
+        return dir
+    }()
+
+    static func serverStore() throws -> TLSContextStore {
+        try TLSContextStore(configuration: .server(certificateChain: .file(dir + "/server.pem"), privateKey: .file(dir + "/server.key")))
+    }
+
+    static func clientContext() throws -> TLSContext {
+        try TLSContext(configuration: .client(serverHostname: "localhost", trustRoots: .file(dir + "/ca.pem")))
+    }
+}
+
+struct Harness {
+    let dispatcher: Dispatcher
+    let receiver: Answer200
+    let udp: Int
+    let tcp: Int
+    let tls: Int
+
+    static func start(_ config: TransportConfiguration = TransportConfiguration(), delay: Duration = .zero,
+                      tls: Bool = true) async throws -> Harness {
+        let d = Dispatcher(configuration: config, group: MultiThreadedEventLoopGroup.singleton)
+        let r = Answer200(delay: delay)
+        d.addReceiver(r)
+        let u = try await d.bindUDP(host: "127.0.0.1", port: 0).port ?? 0
+        let t = try await d.bindTCP(host: "127.0.0.1", port: 0).port ?? 0
+        var s = 0
+        if tls {
+            s = try await d.bindTLS(host: "127.0.0.1", port: 0, contexts: try TransportCerts.serverStore(),
+                                    clientContext: try TransportCerts.clientContext()).port ?? 0
+        }
+        return Harness(dispatcher: d, receiver: r, udp: u, tcp: t, tls: s)
+    }
+
+    func stop() async { await dispatcher.shutdown() }
+}
+
+func register(transport: String = "UDP", sentBy: String = "127.0.0.1:9", branch: String = "z9hG4bK-\(UUID().uuidString)",
+              extra: [String] = [], body: String = "", callID: String = UUID().uuidString) -> String {
+    var lines = [
+        "REGISTER sip:example.com SIP/2.0",
+        "Via: SIP/2.0/\(transport) \(sentBy);branch=\(branch);rport",
+        "From: <sip:alice@example.com>;tag=f1", "To: <sip:alice@example.com>", "Call-ID: \(callID)", "CSeq: 1 REGISTER",
+        "Contact: <sip:alice@127.0.0.1:9>", "Max-Forwards: 70",
+    ] + extra
+    lines.append("Content-Length: \(body.utf8.count)")
+    return lines.joined(separator: "\r\n") + "\r\n\r\n" + body
+}
+
+/// A UDP socket for tests: sends datagrams and collects what comes back.
+final class UDPPeer: Sendable {
+    let channel: any Channel
+    let received = NIOLockedValueBox<[String]>([])
+
+    init() async throws {
+        let box = received
+        channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
+            .channelInitializer { ch in
+                ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(Collector(box: box)) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+    }
+
+    var port: Int { channel.localAddress?.port ?? 0 }
+
+    func send(_ text: String, to port: Int) async throws {
+        let env = AddressedEnvelope(remoteAddress: try SocketAddress(ipAddress: "127.0.0.1", port: port), data: ByteBuffer(string: text))
+        try await channel.writeAndFlush(env)
+    }
+
+    func waitFor(_ n: Int, timeout: Duration = .seconds(5)) async -> [String] {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let r = received.withLockedValue { $0 }
+            if r.count >= n { return r }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return received.withLockedValue { $0 }
+    }
+
+    func close() async { try? await channel.close() }
+
+    final class Collector: ChannelInboundHandler, Sendable {
+        typealias InboundIn = AddressedEnvelope<ByteBuffer>
+        let box: NIOLockedValueBox<[String]>
+        init(box: NIOLockedValueBox<[String]>) { self.box = box }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let env = unwrapInboundIn(data)
+            box.withLockedValue { $0.append(String(buffer: env.data)) }
+        }
+    }
+}
+
+/// A TCP socket for tests (optionally a listener's accepted connection).
+final class TCPPeer: Sendable {
+    let channel: any Channel
+    let received: NIOLockedValueBox<String>
+
+    static func connect(port: Int) async throws -> TCPPeer {
+        let box = NIOLockedValueBox<String>("")
+        let ch = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { ch in
+                ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(TextCollector(box: box)) }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        let peer = TCPPeer(channel: ch, box: box)
+        return peer
+    }
+
+    init(channel: any Channel, box: NIOLockedValueBox<String>) {
+        self.channel = channel
+        self.received = box
+    }
+
+    func send(_ text: String) async throws { try await channel.writeAndFlush(ByteBuffer(string: text)) }
+
+    func waitFor(_ needle: String, count n: Int = 1, timeout: Duration = .seconds(5)) async -> String {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let r = received.withLockedValue { $0 }
+            if r.components(separatedBy: needle).count - 1 >= n { return r }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return received.withLockedValue { $0 }
+    }
+
+    final class TextCollector: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let box: NIOLockedValueBox<String>
+        init(box: NIOLockedValueBox<String>) { self.box = box }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let b = unwrapInboundIn(data)
+            box.withLockedValue { $0 += String(buffer: b) }
+        }
+    }
+}
+
+/// A TCP listener for tests that records what its connections receive.
+final class TCPListener: Sendable {
+    let channel: any Channel
+    let received = NIOLockedValueBox<String>("")
+    let accepted = NIOLockedValueBox<Int>(0)
+
+    init() async throws {
+        let box = received
+        let acc = accepted
+        channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { ch in
+                acc.withLockedValue { $0 += 1 }
+                return ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(TCPPeer.TextCollector(box: box)) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+    }
+
+    var port: Int { channel.localAddress?.port ?? 0 }
+
+    func waitFor(_ needle: String, timeout: Duration = .seconds(5)) async -> String {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let r = received.withLockedValue { $0 }
+            if r.contains(needle) { return r }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return received.withLockedValue { $0 }
+    }
+
+    func close() async { try? await channel.close() }
+}
+
+func runProcess(_ exe: String, _ args: [String], input: String = "", timeout: TimeInterval = 30) throws -> (Int32, String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: exe)
+    p.arguments = args
+    let inPipe = Pipe(), outPipe = Pipe()
+    p.standardInput = inPipe
+    p.standardOutput = outPipe
+    p.standardError = outPipe
+    try p.run()
+    inPipe.fileHandleForWriting.write(Data(input.utf8))
+    try? inPipe.fileHandleForWriting.close()
+    let deadline = Date().addingTimeInterval(timeout)
+    while p.isRunning && Date() < deadline { usleep(20_000) }
+    if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: outPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+}
+
+/// Runs a command with `input` on its standard input (kept open), until `needle` shows up in its
+/// output or `timeout` passes; then kills it. Returns the output.
+func runUntil(_ exe: String, _ args: [String], input: String, needle: String, timeout: TimeInterval = 10) throws -> String {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: exe)
+    p.arguments = args
+    let inPipe = Pipe(), outPipe = Pipe()
+    p.standardInput = inPipe
+    p.standardOutput = outPipe
+    p.standardError = outPipe
+    let output = NIOLockedValueBox<String>("")
+    outPipe.fileHandleForReading.readabilityHandler = { h in
+        let d = h.availableData
+        output.withLockedValue { $0 += String(decoding: d, as: UTF8.self) }
+    }
+    try p.run()
+    inPipe.fileHandleForWriting.write(Data(input.utf8))
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline, p.isRunning, !output.withLockedValue({ $0.contains(needle) }) { usleep(20_000) }
+    if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+    p.waitUntilExit()
+    outPipe.fileHandleForReading.readabilityHandler = nil
+    try? inPipe.fileHandleForWriting.close()
+    return output.withLockedValue { $0 }
+}
