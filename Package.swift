@@ -92,7 +92,7 @@ let package = Package(
         .target(name: "CAllocCounter", path: "Benchmarks/CAllocCounter"),
         .executableTarget(
             name: "SIPBenchmarks",
-            dependencies: ["SIPMessage", "SIPRegistrar", "CAllocCounter"],
+            dependencies: ["SIPMessage", "SIPRegistrar", "SIPTransport", "CAllocCounter"],
             path: "Benchmarks/SIPBenchmarks",
             swiftSettings: strictSettings
         ),

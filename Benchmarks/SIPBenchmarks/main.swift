@@ -1,8 +1,13 @@
 // Micro benchmarks. Run in release mode:
-//   swift run -c release SIPBenchmarks [message|registrar|memory]
+//   swift run -c release SIPBenchmarks [message|registrar|memory|dispatcher-server UDP TCP]
 // Prints the median time per operation over 21 batches and heap allocations per operation.
 
 let which = CommandLine.arguments.dropFirst().first ?? "all"
+if which == "dispatcher-server" {
+    // swift run -c release SIPBenchmarks dispatcher-server UDP_PORT TCP_PORT (used by dispatcher-sipp.sh)
+    let args = Array(CommandLine.arguments.dropFirst(2))
+    try await DispatcherServer.run(udpPort: Int(args.first ?? "") ?? 15070, tcpPort: Int(args.dropFirst().first ?? "") ?? 15070)
+}
 print("sip-registrar micro benchmarks (median of 21 batches)")
 if which == "all" || which == "message" {
     for m in MessageBenchmarks.run() { print(m.line) }

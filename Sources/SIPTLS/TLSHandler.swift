@@ -258,10 +258,6 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.close(mode: mode, promise: promise)
             return
         }
-        if machine.state == .handshaking {
-            // Let the handshake finish or fail on its own timer? No: a close before any
-            // application data needs no TLS goodbye.
-        }
         switch machine.closeRequested() {
         case .closeTransport:
             handshakeTimer?.cancel()
@@ -275,7 +271,8 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 if let existing = closePromise { existing.futureResult.cascade(to: promise) } else { closePromise = promise }
             }
         case .alreadyClosed:
-            promise?.succeed(())
+            // TLS is over, but the transport below may still be open: let it close.
+            context.close(mode: mode, promise: promise)
         }
     }
 
