@@ -92,7 +92,11 @@ let package = Package(
         .target(name: "CAllocCounter", path: "Benchmarks/CAllocCounter"),
         .executableTarget(
             name: "SIPBenchmarks",
-            dependencies: ["SIPMessage", "SIPRegistrar", "SIPTransport", "CAllocCounter"],
+            dependencies: [
+                "SIPMessage", "SIPRegistrar", "SIPTransport", "SIPTLS", "CAllocCounter",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             path: "Benchmarks/SIPBenchmarks",
             swiftSettings: strictSettings
         ),

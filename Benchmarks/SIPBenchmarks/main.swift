@@ -8,6 +8,12 @@ if which == "dispatcher-server" {
     let args = Array(CommandLine.arguments.dropFirst(2))
     try await DispatcherServer.run(udpPort: Int(args.first ?? "") ?? 15070, tcpPort: Int(args.dropFirst().first ?? "") ?? 15070)
 }
+if which == "tls-server" {
+    // swift run -c release SIPBenchmarks tls-server PORT CERT KEY (used by tls-bench.sh)
+    let a = Array(CommandLine.arguments.dropFirst(2))
+    guard a.count == 3, let port = Int(a[0]) else { fatalError("usage: tls-server PORT CERT KEY") }
+    try await TLSBenchServer.run(port: port, cert: a[1], key: a[2])
+}
 print("sip-registrar micro benchmarks (median of 21 batches)")
 if which == "all" || which == "message" {
     for m in MessageBenchmarks.run() { print(m.line) }

@@ -8,8 +8,8 @@ import NIOCore
 /// its channel's event loop.
 final class OpenSSLConnection {
     private let ssl: OpaquePointer
-    private let readBIO: OpaquePointer
-    private let writeBIO: OpaquePointer
+    private var readBIO: OpaquePointer
+    private var writeBIO: OpaquePointer
     /// Keeps the SSL_CTX's owner alive as long as this SSL (it holds its own reference too).
     let context: TLSContext
 
@@ -65,6 +65,24 @@ final class OpenSSLConnection {
     }
 
     deinit { SSL_free(ssl) }
+
+    /// Swaps in fresh memory BIOs once the handshake is over: a memory BIO never gives back
+    /// the capacity it grew to for the handshake flights (several KiB per connection), which
+    /// an idle connection would otherwise carry for its whole life. Unread input moves over.
+    func renewBuffers() {
+        guard let r = BIO_new(BIO_s_mem()), let w = BIO_new(BIO_s_mem()) else { return }
+        let pending = Int(BIO_ctrl_pending(readBIO))
+        if pending > 0 {
+            var carry = [UInt8](repeating: 0, count: pending)
+            let n = carry.withUnsafeMutableBytes { BIO_read(readBIO, $0.baseAddress, Int32(pending)) }
+            if n > 0 { _ = carry.withUnsafeBytes { BIO_write(r, $0.baseAddress, n) } }
+        }
+        // The write BIO is drained after every call, so nothing is lost there.
+        SSL_set0_rbio(ssl, r)  // takes ownership of r, frees the old read BIO
+        SSL_set0_wbio(ssl, w)  // takes ownership of w, frees the old write BIO
+        readBIO = r
+        writeBIO = w
+    }
 
     /// Ciphertext from the network.
     func feed(_ buffer: ByteBuffer) {

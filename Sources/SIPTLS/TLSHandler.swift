@@ -170,6 +170,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .complete:
             handshakeTimer?.cancel()
             handshakeTimer = nil
+            connection.renewBuffers()
             let info = TLSConnectionInfo(version: connection.negotiatedVersion, cipher: connection.cipher,
                                          peerCertificate: connection.peerCertificate(),
                                          sessionReused: connection.sessionReused)
