@@ -14,10 +14,18 @@ let package = Package(
         .library(name: "SIPRegistrar", targets: ["SIPRegistrar"]),
         .library(name: "SIPTLS", targets: ["SIPTLS"]),
         .library(name: "SIPTransport", targets: ["SIPTransport"]),
+        .executable(name: "sip-registrar", targets: ["sip-registrar"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.0.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.0.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
     ],
     targets: [
         // The SIP message layer: URIs, headers, requests, responses, parser, serializer. No I/O.
@@ -85,6 +93,40 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             exclude: ["sipp"],
+            swiftSettings: strictSettings
+        ),
+
+        // The server: configuration, SQLite store, admin HTTP API, metrics, lifecycle.
+        .target(
+            name: "SIPRegistrarServer",
+            dependencies: [
+                "SIPMessage", "SIPRegistrar", "SIPTransport", "SIPTLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The executable: argument parsing only.
+        .executableTarget(
+            name: "sip-registrar",
+            dependencies: [
+                "SIPRegistrarServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SIPRegistrarServerTests",
+            dependencies: ["SIPRegistrarServer", "SIPRegistrar", "SIPMessage", "sip-registrar"],
+            exclude: ["netsip"],
             swiftSettings: strictSettings
         ),
 

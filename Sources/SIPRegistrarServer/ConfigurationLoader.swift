@@ -1,0 +1,292 @@
+import SIPRegistrar
+import SIPTLS
+import Yams
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Values given on the command line; nil means "not given".
+public struct ConfigurationOverrides: Sendable {
+    public var udp: [String]?
+    public var tcp: [String]?
+    public var tls: [String]?
+    public var cert: String?
+    public var key: String?
+    public var ca: String?
+    public var clientCerts: String?
+    public var domains: [String]?
+    public var minExpires: Int?
+    public var maxExpires: Int?
+    public var store: String?
+    public var admin: String?
+    public var logLevel: String?
+
+    public init() {}
+}
+
+/// Builds the configuration: built-in defaults < config file < environment
+/// (`SIP_REGISTRAR_…`) < flags. Listener flags replace the configured list.
+public enum ConfigurationLoader {
+    /// The keys the file may hold, by section.
+    static let schema: [String: Set<String>] = [
+        "": ["listen", "tls", "registrar", "store", "admin", "log_level"],
+        "listen": ["udp", "tcp", "tls"],
+        "tls": ["certificate", "key", "key_passphrase", "ca", "client_certificates"],
+        "registrar": ["domains", "min_expires", "max_expires", "default_expires", "max_contacts", "non_register"],
+    ]
+
+    public static func load(file: String?, environment: [String: String], overrides: ConfigurationOverrides) throws(ConfigurationError) -> ServerConfiguration {
+        var c = ServerConfiguration.defaults
+        if let file { try apply(file: file, to: &c) }
+        try apply(environment: environment, to: &c)
+        try apply(overrides: overrides, to: &c)
+        try c.validate()
+        return c
+    }
+
+    // MARK: File
+
+    static func apply(file path: String, to c: inout ServerConfiguration) throws(ConfigurationError) {
+        guard let text = readFile(path) else { throw ConfigurationError("\(path): cannot read the configuration file") }
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw ConfigurationError("\(path): \(yamlErrorText(error))")
+        } catch {
+            throw ConfigurationError("\(path): \(error)")
+        }
+        guard let root else { return }  // an empty file changes nothing
+        guard let top = root.mapping else { throw ConfigurationError("\(path):\(line(root)): expected a mapping of settings") }
+        func fail(_ node: Node, _ message: String) -> ConfigurationError {
+            ConfigurationError("\(path):\(line(node)): \(message)")
+        }
+        for (k, v) in top {
+            guard let key = k.string, schema[""]!.contains(key) else {
+                throw fail(k, "unknown key '\(k.string ?? "?")'")
+            }
+            switch key {
+            case "listen":
+                guard let m = v.mapping else { throw fail(v, "'listen' must be a mapping of udp, tcp, tls") }
+                for (lk, lv) in m {
+                    guard let name = lk.string, schema["listen"]!.contains(name) else {
+                        throw fail(lk, "unknown key 'listen.\(lk.string ?? "?")'")
+                    }
+                    let list = try addresses(lv, key: "listen.\(name)", fail: fail)
+                    switch name {
+                    case "udp": c.udp = list
+                    case "tcp": c.tcp = list
+                    default: c.tls = list
+                    }
+                }
+            case "tls":
+                guard let m = v.mapping else { throw fail(v, "'tls' must be a mapping") }
+                var cert: String?
+                var keyFile: String?
+                for (tk, tv) in m {
+                    guard let name = tk.string, schema["tls"]!.contains(name) else {
+                        throw fail(tk, "unknown key 'tls.\(tk.string ?? "?")'")
+                    }
+                    let s = tv.string ?? ""
+                    switch name {
+                    case "certificate": cert = s
+                    case "key": keyFile = s.isEmpty ? nil : s
+                    case "key_passphrase": c.keyPassphrase = s.isEmpty ? nil : s
+                    case "ca": c.ca = s.isEmpty ? nil : s
+                    default:
+                        guard let mode = ClientCertificateMode(rawValue: s) else {
+                            throw fail(tv, "tls.client_certificates must be none, optional or required (got '\(s)')")
+                        }
+                        c.clientCertificates = mode
+                    }
+                }
+                if let cert {
+                    if cert == "auto" || cert.isEmpty {
+                        c.certificate = .auto
+                    } else {
+                        guard let keyFile else { throw fail(v, "tls.certificate needs tls.key") }
+                        c.certificate = .files(certificate: cert, key: keyFile)
+                    }
+                }
+            case "registrar":
+                guard let m = v.mapping else { throw fail(v, "'registrar' must be a mapping") }
+                for (rk, rv) in m {
+                    guard let name = rk.string, schema["registrar"]!.contains(name) else {
+                        throw fail(rk, "unknown key 'registrar.\(rk.string ?? "?")'")
+                    }
+                    switch name {
+                    case "domains":
+                        guard let seq = rv.sequence else { throw fail(rv, "registrar.domains must be a list") }
+                        c.domains = seq.compactMap(\.string)
+                    case "non_register":
+                        guard let mode = NonRegisterMode(rawValue: rv.string ?? "") else {
+                            throw fail(rv, "registrar.non_register must be redirect, rewrite or ignore")
+                        }
+                        c.nonRegister = mode
+                    default:
+                        guard let n = rv.int, n >= 0 else { throw fail(rv, "registrar.\(name) must be a whole number ≥ 0") }
+                        switch name {
+                        case "min_expires": c.minExpires = n
+                        case "max_expires": c.maxExpires = n
+                        case "default_expires": c.defaultExpires = n
+                        default: c.maxContacts = n == 0 ? nil : n
+                        }
+                    }
+                }
+            case "store":
+                guard let s = v.string, let spec = StoreSpec(s) else {
+                    throw fail(v, "store must be memory, sqlite:PATH or postgres://... (got '\(v.string ?? "?")')")
+                }
+                c.store = spec
+            case "admin":
+                let s = v.string ?? ""
+                if s == "off" {
+                    c.admin = nil
+                } else {
+                    guard let a = ListenAddress(s) else { throw fail(v, "admin must be HOST:PORT or off (got '\(s)')") }
+                    c.admin = a
+                }
+            default:
+                c.logLevel = v.string ?? ""
+                guard ServerConfiguration.logLevels.contains(c.logLevel) else {
+                    throw fail(v, "log_level must be one of \(ServerConfiguration.logLevels.joined(separator: ", "))")
+                }
+            }
+        }
+    }
+
+    static func addresses(_ node: Node, key: String, fail: (Node, String) -> ConfigurationError) throws(ConfigurationError) -> [ListenAddress] {
+        let items: [Node]
+        if let seq = node.sequence { items = Array(seq) } else { items = [node] }
+        var out: [ListenAddress] = []
+        for n in items {
+            let s = n.string ?? ""
+            guard let a = ListenAddress(s) else { throw fail(n, "\(key): bad address '\(s)' (expected HOST:PORT)") }
+            out.append(a)
+        }
+        return out
+    }
+
+    static func line(_ node: Node) -> Int { (node.mark?.line ?? 0) + (node.mark == nil ? 0 : 0) }
+
+    static func yamlErrorText(_ e: YamlError) -> String {
+        switch e {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
+            return "\(mark.line): \(problem)"
+        default:
+            return "\(e)"
+        }
+    }
+
+    // MARK: Environment
+
+    static func apply(environment env: [String: String], to c: inout ServerConfiguration) throws(ConfigurationError) {
+        var o = ConfigurationOverrides()
+        func list(_ k: String) -> [String]? { env[k].map { $0.split(separator: ",").map(String.init) } }
+        func int(_ k: String) throws(ConfigurationError) -> Int? {
+            guard let v = env[k] else { return nil }
+            guard let n = Int(v) else { throw ConfigurationError("environment \(k)='\(v)' is not a number") }
+            return n
+        }
+        o.udp = list("SIP_REGISTRAR_UDP")
+        o.tcp = list("SIP_REGISTRAR_TCP")
+        o.tls = list("SIP_REGISTRAR_TLS")
+        o.cert = env["SIP_REGISTRAR_CERT"]
+        o.key = env["SIP_REGISTRAR_KEY"]
+        o.ca = env["SIP_REGISTRAR_CA"]
+        o.clientCerts = env["SIP_REGISTRAR_CLIENT_CERTS"]
+        o.domains = list("SIP_REGISTRAR_DOMAINS")
+        o.minExpires = try int("SIP_REGISTRAR_MIN_EXPIRES")
+        o.maxExpires = try int("SIP_REGISTRAR_MAX_EXPIRES")
+        o.store = env["SIP_REGISTRAR_STORE"]
+        o.admin = env["SIP_REGISTRAR_ADMIN"]
+        o.logLevel = env["SIP_REGISTRAR_LOG_LEVEL"]
+        if let p = env["SIP_REGISTRAR_KEY_PASSPHRASE"] { c.keyPassphrase = p }
+        try apply(overrides: o, to: &c, origin: "environment SIP_REGISTRAR_")
+    }
+
+    // MARK: Flags
+
+    static func apply(overrides o: ConfigurationOverrides, to c: inout ServerConfiguration, origin: String = "--") throws(ConfigurationError) {
+        func name(_ flag: String) -> String {
+            origin == "--" ? "--\(flag)" : origin + flag.uppercased().replacingDashes()
+        }
+        func addresses(_ list: [String]?, _ flag: String) throws(ConfigurationError) -> [ListenAddress]? {
+            guard let list else { return nil }
+            var out: [ListenAddress] = []
+            for s in list {
+                guard let a = ListenAddress(s) else { throw ConfigurationError("\(name(flag)): bad address '\(s)' (expected HOST:PORT)") }
+                out.append(a)
+            }
+            return out
+        }
+        // Listener flags replace the configured lists; giving one kind drops the kinds not given.
+        let u = try addresses(o.udp, "udp"), t = try addresses(o.tcp, "tcp"), s = try addresses(o.tls, "tls")
+        if u != nil || t != nil || s != nil {
+            c.udp = u ?? []
+            c.tcp = t ?? []
+            c.tls = s ?? []
+        }
+        switch (o.cert, o.key) {
+        case (nil, nil): break
+        case (let cert?, let key?): c.certificate = cert == "auto" ? .auto : .files(certificate: cert, key: key)
+        case ("auto"?, nil): c.certificate = .auto
+        case (_?, nil): throw ConfigurationError("\(name("cert")) needs \(name("key"))")
+        case (nil, _?): throw ConfigurationError("\(name("key")) needs \(name("cert"))")
+        }
+        if let ca = o.ca { c.ca = ca }
+        if let m = o.clientCerts {
+            guard let mode = ClientCertificateMode(rawValue: m) else {
+                throw ConfigurationError("\(name("client-certs")) must be none, optional or required (got '\(m)')")
+            }
+            c.clientCertificates = mode
+        }
+        if let d = o.domains { c.domains = d }
+        if let n = o.minExpires {
+            guard n >= 0 else { throw ConfigurationError("\(name("min-expires")) must not be negative") }
+            c.minExpires = n
+        }
+        if let n = o.maxExpires {
+            guard n > 0 else { throw ConfigurationError("\(name("max-expires")) must be positive") }
+            c.maxExpires = n
+        }
+        if let st = o.store {
+            guard let spec = StoreSpec(st) else {
+                throw ConfigurationError("\(name("store")) must be memory, sqlite:PATH or postgres://... (got '\(st)')")
+            }
+            c.store = spec
+        }
+        if let a = o.admin {
+            if a == "off" {
+                c.admin = nil
+            } else {
+                guard let addr = ListenAddress(a) else { throw ConfigurationError("\(name("admin")): bad address '\(a)' (expected HOST:PORT or off)") }
+                c.admin = addr
+            }
+        }
+        if let l = o.logLevel {
+            guard ServerConfiguration.logLevels.contains(l) else {
+                throw ConfigurationError("\(name("log-level")) must be one of \(ServerConfiguration.logLevels.joined(separator: ", ")) (got '\(l)')")
+            }
+            c.logLevel = l
+        }
+    }
+
+    static func readFile(_ path: String) -> String? {
+        guard let f = fopen(path, "rb") else { return nil }
+        defer { fclose(f) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 8192)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, f) }
+            if n > 0 { bytes += chunk[0..<n] }
+            if n < chunk.count { break }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+}
+
+extension String {
+    func replacingDashes() -> String { String(map { $0 == "-" ? "_" : $0 }) }
+}

@@ -1,0 +1,237 @@
+import Hummingbird
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import SIPMessage
+import SIPRegistrar
+import SIPTLS
+import SIPTransport
+import UnixSignals
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The ready-made server: transport legs, the registrar, the store, the admin API,
+/// metrics and signals (SIGTERM/SIGINT: stop and exit 0; SIGHUP: reload certificates).
+public final class RegistrarServer: Sendable {
+    public let configuration: ServerConfiguration
+    let logger: Logger
+
+    public init(configuration: ServerConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Runs until SIGTERM or SIGINT. Start-up problems (a certificate, a port in use, the
+    /// store) throw `ConfigurationError` with one line naming the cause. `announce` gets
+    /// one line per listener with its real address, and the admin URL.
+    public func run(announce: @escaping @Sendable (String) -> Void) async throws {
+        let config = configuration
+        let metrics = ServerMetrics()
+
+        // TLS first: a bad certificate must stop start-up before anything listens.
+        var tlsStore: TLSContextStore?
+        if !config.tls.isEmpty {
+            tlsStore = try makeTLSStore(config)
+        }
+
+        let store: any BindingStore
+        switch config.store {
+        case .memory:
+            store = EphemeralBindingStore()
+        case .sqlite(let path):
+            store = try SQLiteBindingStore(path: path)
+        case .postgres:
+            throw ConfigurationError("--store \(config.store): the PostgreSQL store is not part of this build yet; use sqlite:PATH or memory")
+        }
+
+        var transportConfig = TransportConfiguration(serverHeader: "sip-registrar/\(SIPRegistrarVersion.current)")
+        transportConfig.idleTimeout = .seconds(max(7_200, 2 * config.maxExpires))
+        var transportLogger = logger
+        transportLogger[metadataKey: "component"] = "transport"
+        let dispatcher = Dispatcher(configuration: transportConfig, logger: transportLogger)
+        let clock = SystemRegistrarClock()
+        let registrar: Registrar
+        do {
+            registrar = try Registrar(configuration: config.registrarConfiguration,
+                                      store: TimedBindingStore(inner: store, metrics: metrics), clock: clock, timers: dispatcher)
+        } catch {
+            throw ConfigurationError(error.description)
+        }
+        let loaded = try await registrar.load()
+        dispatcher.addReceiver(registrar)
+        observe(registrar: registrar, dispatcher: dispatcher, metrics: metrics)
+
+        do {
+            for a in config.udp { announce("listening udp \(try await bind(a, "udp") { try await dispatcher.bindUDP(host: $0, port: a.port) })") }
+            for a in config.tcp { announce("listening tcp \(try await bind(a, "tcp") { try await dispatcher.bindTCP(host: $0, port: a.port) })") }
+            if let tlsStore {
+                for a in config.tls {
+                    announce("listening tls \(try await bind(a, "tls") { try await dispatcher.bindTLS(host: $0, port: a.port, contexts: tlsStore) })")
+                }
+            }
+        } catch {
+            await dispatcher.shutdown()
+            throw error
+        }
+
+        // Logged only now, so that a start-up failure is the single line a user sees.
+        logger.info("bindings loaded", metadata: ["store": "\(config.store)", "sip.bindings": "\(loaded)"])
+        var services: [any Service] = [SIPService(dispatcher: dispatcher, logger: logger)]
+        if let admin = config.admin {
+            let router = AdminAPI.router(registrar: registrar, dispatcher: dispatcher, metrics: metrics, clock: clock)
+            var adminLogger = logger
+            adminLogger[metadataKey: "component"] = "admin"
+            adminLogger.logLevel = max(logger.logLevel, .notice)
+            let app = Application(router: router, configuration: .init(address: .hostname(admin.host, port: admin.port),
+                                                                       serverName: "sip-registrar"),
+                                   onServerRunning: { channel in
+                                       let port = channel.localAddress?.port ?? admin.port
+                                       let host = admin.host.contains(":") ? "[\(admin.host)]" : admin.host
+                                       announce("admin http://\(host):\(port)")
+                                   },
+                                   logger: adminLogger)
+            services.append(app)
+        }
+        if let tlsStore {
+            services.append(ReloadOnHangup(store: tlsStore, logger: logger))
+        }
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint],
+                                                      logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            throw ConfigurationError("\(error)")
+        }
+        logger.info("stopped", metadata: ["sip.bindings": "\(registrar.bindingCount)"])
+    }
+
+    /// Binds one listener; `::` falls back to 0.0.0.0 where IPv6 is unavailable. A port in
+    /// use or a bad address becomes one line naming the listener.
+    private func bind(_ a: ListenAddress, _ kind: String, _ body: (String) async throws -> SocketAddress) async throws -> String {
+        do {
+            return describe(try await body(a.host))
+        } catch let e as IOError where a.host == "::" && (e.errnoCode == EAFNOSUPPORT || e.errnoCode == EADDRNOTAVAIL) {
+            return describe(try await body("0.0.0.0"))
+        } catch let e as IOError {
+            let reason = e.errnoCode == EADDRINUSE ? "address already in use" : String(cString: strerror(e.errnoCode))
+            throw ConfigurationError("--\(kind) \(a): \(reason)")
+        } catch {
+            throw ConfigurationError("--\(kind) \(a): \(error)")
+        }
+    }
+
+    private func describe(_ s: SocketAddress) -> String {
+        guard let ip = s.ipAddress, let port = s.port else { return "\(s)" }
+        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+    }
+
+    private func makeTLSStore(_ config: ServerConfiguration) throws -> TLSContextStore {
+        var tls: TLSConfiguration
+        switch config.certificate {
+        case .auto:
+            var names = ["localhost", "127.0.0.1", "::1"]
+            var host = [CChar](repeating: 0, count: 256)
+            if gethostname(&host, host.count) == 0 {
+                let h = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                if !h.isEmpty && !names.contains(h) { names.append(h) }
+            }
+            names += config.domains.filter { !names.contains($0) }
+            let identity: DevelopmentIdentity
+            do {
+                identity = try DevelopmentIdentity.generate(names: names)
+            } catch {
+                throw ConfigurationError("tls: \(error)")
+            }
+            logger.warning("""
+                TLS uses a GENERATED DEVELOPMENT CERTIFICATE (certificate: auto). Clients that verify the server will \
+                refuse it. Give --cert and --key (certs/generate.sh makes a private CA) before production use.
+                """, metadata: ["tls.names": "\(names.joined(separator: ","))"])
+            tls = identity.serverConfiguration()
+        case .files(let cert, let key):
+            tls = .server(certificateChain: .file(cert), privateKey: .file(key), passphrase: config.keyPassphrase)
+        }
+        tls.clientCertificates = config.clientCertificates
+        if let ca = config.ca { tls.trustRoots = .file(ca) }
+        do {
+            let store = try TLSContextStore(configuration: tls)
+            if let c = store.context.certificate {
+                logger.info("TLS certificate", metadata: ["tls.subject": "\(c.subject)", "tls.sha256": "\(c.fingerprintSHA256)",
+                                                          "tls.client_certificates": "\(config.clientCertificates.rawValue)"])
+            }
+            return store
+        } catch {
+            throw ConfigurationError("tls: \(error)")
+        }
+    }
+
+    private func observe(registrar: Registrar, dispatcher: Dispatcher, metrics: ServerMetrics) {
+        let logger = self.logger
+        let events = registrar.events(bufferingNewest: 65_536)
+        Task {
+            for await e in events {
+                metrics.bindingEvent(e)
+                let b = e.binding
+                let kind: String
+                switch e {
+                case .created: kind = "binding created"
+                case .refreshed: kind = "binding refreshed"
+                case .removed: kind = "binding removed"
+                case .expired: kind = "binding expired"
+                }
+                logger.info("\(kind)", metadata: ["sip.aor": "\(b.aor)", "sip.contact": "\(b.uri)", "net.transport": "\(b.transport)",
+                                                  "net.peer": "\(b.source)", "sip.expires": "\(b.remainingSeconds(at: b.updatedAt))"])
+            }
+        }
+        dispatcher.observe { event in
+            switch event {
+            case .requestReceived(let m, let t): metrics.requestReceived(m, t)
+            case .responseSent(let code, let t): metrics.responseSent(code, t)
+            case .tlsHandshake(let ok, let remote, let detail):
+                metrics.tlsHandshake(succeeded: ok)
+                if !ok { logger.notice("TLS handshake failed", metadata: ["net.peer": "\(remote)", "tls.error": "\(detail)"]) }
+            case .connectionRefused(let t, let remote, let reason):
+                logger.notice("connection refused", metadata: ["net.transport": "\(t)", "net.peer": "\(remote)", "reason": "\(reason)"])
+            case .dropped(let reason, let remote):
+                logger.notice("message dropped", metadata: ["net.peer": "\(remote)", "reason": "\(reason)"])
+            case .connectionOpened, .connectionClosed:
+                break
+            }
+        }
+    }
+}
+
+/// The SIP side as a service: runs until graceful shutdown, then stops accepting and
+/// closes connections. Every REGISTER answered before that was committed first.
+struct SIPService: Service {
+    let dispatcher: Dispatcher
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        logger.info("shutting down")
+        await dispatcher.shutdown()
+    }
+}
+
+/// SIGHUP: reload the certificate files; new connections get the new certificate.
+struct ReloadOnHangup: Service {
+    let store: TLSContextStore
+    let logger: Logger
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        try await cancelOnGracefulShutdown {
+            for await _ in signals {
+                switch store.reload() {
+                case .success(let ctx):
+                    logger.notice("TLS certificate reloaded", metadata: ["tls.sha256": "\(ctx.certificate?.fingerprintSHA256 ?? "?")"])
+                case .failure(let error):
+                    logger.error("TLS certificate reload failed; keeping the current one", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+    }
+}

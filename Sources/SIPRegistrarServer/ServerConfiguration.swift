@@ -1,0 +1,148 @@
+public import SIPRegistrar
+public import SIPTLS
+
+/// A `host:port` a listener binds: `0.0.0.0:5060`, `[::]:5061`, `127.0.0.1:0`, or `:5060`
+/// (all addresses).
+public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `host:port`, `[v6]:port`, `:port` or `port`; nil when malformed.
+    public init?(_ text: String) {
+        var t = Substring(text.filter { $0 != " " })
+        var host = "::"
+        if t.hasPrefix("[") {
+            guard let close = t.firstIndex(of: "]") else { return nil }
+            host = String(t[t.index(after: t.startIndex)..<close])
+            t = t[t.index(after: close)...]
+            guard t.hasPrefix(":") else { return nil }
+            t = t.dropFirst()
+        } else if let colon = t.lastIndex(of: ":") {
+            let h = t[..<colon]
+            if !h.isEmpty {
+                guard !h.contains(":") else { return nil }
+                host = String(h)
+            }
+            t = t[t.index(after: colon)...]
+        }
+        guard let port = Int(t), (0...65_535).contains(port), !host.isEmpty,
+              host.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == ":" || $0 == "-" }) else { return nil }
+        self.host = host
+        self.port = port
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// Where bindings are kept.
+public enum StoreSpec: Sendable, Hashable, CustomStringConvertible {
+    /// Memory only: Net::SIP's behaviour, nothing survives a restart.
+    case memory
+    case sqlite(path: String)
+    case postgres(url: String)
+
+    public init?(_ text: String) {
+        if text == "memory" {
+            self = .memory
+        } else if text.hasPrefix("sqlite:"), text.count > 7 {
+            self = .sqlite(path: String(text.dropFirst(7)))
+        } else if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
+            self = .postgres(url: text)
+        } else {
+            return nil
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .memory: return "memory"
+        case .sqlite(let p): return "sqlite:\(p)"
+        case .postgres(let url):
+            // Never print a password.
+            guard let at = url.lastIndex(of: "@"), let slash = url.firstIndex(of: "/") else { return url }
+            let start = url.index(slash, offsetBy: 2, limitedBy: at) ?? at
+            if let colon = url[start..<at].firstIndex(of: ":") {
+                return String(url[..<colon]) + ":***" + String(url[at...])
+            }
+            return url
+        }
+    }
+}
+
+/// The TLS identity of the listeners.
+public enum CertificateSpec: Sendable, Hashable {
+    /// A generated development certificate (logged loudly as such).
+    case auto
+    case files(certificate: String, key: String)
+}
+
+/// Everything `sip-registrar serve` runs with, after defaults, file, environment and flags.
+public struct ServerConfiguration: Sendable, Hashable {
+    public var udp: [ListenAddress]
+    public var tcp: [ListenAddress]
+    public var tls: [ListenAddress]
+    public var certificate: CertificateSpec
+    public var keyPassphrase: String?
+    public var ca: String?
+    public var clientCertificates: ClientCertificateMode
+    public var domains: [String]
+    public var minExpires: Int
+    public var maxExpires: Int
+    public var defaultExpires: Int
+    public var maxContacts: Int?
+    public var nonRegister: NonRegisterMode
+    public var store: StoreSpec
+    public var admin: ListenAddress?
+    public var logLevel: String
+
+    /// The built-in defaults (the same as config/registrar.yaml).
+    public static let defaults = ServerConfiguration(
+        udp: [ListenAddress(host: "::", port: 5060)], tcp: [ListenAddress(host: "::", port: 5060)],
+        tls: [ListenAddress(host: "::", port: 5061)], certificate: .auto, keyPassphrase: nil, ca: nil,
+        clientCertificates: .none, domains: [], minExpires: 60, maxExpires: 3600, defaultExpires: 3600, maxContacts: 10,
+        nonRegister: .redirect, store: .sqlite(path: "data/registrar.sqlite"), admin: ListenAddress(host: "127.0.0.1", port: 8060),
+        logLevel: "info")
+
+    public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+
+    /// The registrar's part.
+    public var registrarConfiguration: RegistrarConfiguration {
+        RegistrarConfiguration(minExpires: minExpires, maxExpires: maxExpires, defaultExpires: defaultExpires, domains: domains,
+                               rejectForeignDomains: !domains.isEmpty, maxContactsPerAOR: maxContacts,
+                               nonRegisterMode: nonRegister, serverHeader: "sip-registrar/\(SIPRegistrarVersion.current)")
+    }
+
+    /// Cross-field checks; the error names the setting.
+    public func validate() throws(ConfigurationError) {
+        if minExpires > maxExpires {
+            throw ConfigurationError("min-expires (\(minExpires)) is greater than max-expires (\(maxExpires))")
+        }
+        do throws(RegistrarConfigurationError) {
+            try registrarConfiguration.validate()
+        } catch {
+            throw ConfigurationError(error.description)
+        }
+        if udp.isEmpty && tcp.isEmpty && tls.isEmpty { throw ConfigurationError("no listener configured (udp, tcp, tls)") }
+        if clientCertificates != .none && ca == nil {
+            throw ConfigurationError("--client-certs \(clientCertificates.rawValue) needs --ca FILE")
+        }
+        if !Self.logLevels.contains(logLevel) {
+            throw ConfigurationError("log level '\(logLevel)' is not one of \(Self.logLevels.joined(separator: ", "))")
+        }
+    }
+}
+
+public enum SIPRegistrarVersion {
+    public static let current = "0.1.0"
+}
+
+/// A configuration problem, as one line naming the flag, key, or file and line.
+public struct ConfigurationError: Error, Sendable, CustomStringConvertible, Equatable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,100 @@
+import CoreMetrics
+import Metrics
+import NIOConcurrencyHelpers
+import Prometheus
+import SIPMessage
+import SIPRegistrar
+import SIPTransport
+
+/// The server's metrics, exported in Prometheus text format at /metrics.
+final class ServerMetrics: Sendable {
+    let registry: PrometheusCollectorRegistry
+    private let factory: PrometheusMetricsFactory
+    let commitLatency: Metrics.Timer
+
+    init() {
+        let registry = PrometheusCollectorRegistry()
+        self.registry = registry
+        var f = PrometheusMetricsFactory(registry: registry)
+        f.defaultDurationHistogramBuckets = [.milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
+                                             .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+                                             .seconds(1)]
+        factory = f
+        commitLatency = Metrics.Timer(label: "sip_store_commit_seconds", factory: f)
+    }
+
+    private let counters = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
+
+    func counter(_ name: String, _ dims: [(String, String)] = []) -> CoreMetrics.Counter {
+        let key = name + dims.map { "|\($0.0)=\($0.1)" }.joined()
+        return counters.withLockedValue { c in
+            if let hit = c[key] { return hit }
+            let made = CoreMetrics.Counter(label: name, dimensions: dims, factory: factory)
+            c[key] = made
+            return made
+        }
+    }
+
+    func gauge(_ name: String, _ dims: [(String, String)] = []) -> CoreMetrics.Gauge {
+        CoreMetrics.Gauge(label: name, dimensions: dims, factory: factory)
+    }
+
+
+    func requestReceived(_ method: SIPMethod, _ transport: SIPTransportProtocol) {
+        counter("sip_requests_total", [("method", method.rawValue), ("transport", transport.rawValue.lowercased())]).increment()
+    }
+
+    func responseSent(_ code: Int, _ transport: SIPTransportProtocol) {
+        counter("sip_responses_total", [("code", String(code)), ("transport", transport.rawValue.lowercased())]).increment()
+    }
+
+    func bindingEvent(_ e: BindingEvent) {
+        let kind: String
+        switch e {
+        case .created: kind = "created"
+        case .refreshed: kind = "refreshed"
+        case .removed: kind = "removed"
+        case .expired: kind = "expired"
+        }
+        counter("sip_registrations_total", [("event", kind)]).increment()
+    }
+
+    func tlsHandshake(succeeded: Bool) {
+        counter("sip_tls_handshakes_total", [("result", succeeded ? "ok" : "failed")]).increment()
+    }
+
+    /// Values read at scrape time: bindings, AORs, connections, transport counters.
+    func refresh(registrar: Registrar, dispatcher: Dispatcher) {
+        gauge("sip_bindings").record(registrar.bindingCount)
+        gauge("sip_aors").record(registrar.aorCount)
+        for t in [SIPTransportProtocol.tcp, .tls] {
+            gauge("sip_open_connections", [("transport", t.rawValue.lowercased())]).record(dispatcher.openConnections(t))
+        }
+        for (c, v) in dispatcher.counterValues {
+            gauge("sip_transport_events", [("event", c.rawValue)]).record(v)
+        }
+    }
+
+    func text() -> String { registry.emitToString() }
+}
+
+/// Times every commit of a store for the latency histogram.
+struct TimedBindingStore: BindingStore {
+    let inner: any BindingStore
+    let metrics: ServerMetrics
+
+    func loadAll() async throws -> [Binding] { try await inner.loadAll() }
+
+    func apply(_ changes: [BindingChange]) async throws {
+        let start = ContinuousClock.now
+        defer { metrics.commitLatency.recordNanoseconds(Int64((ContinuousClock.now - start).nanosecondsValue)) }
+        try await inner.apply(changes)
+    }
+}
+
+extension Duration {
+    var nanosecondsValue: Int64 {
+        let (s, a) = components
+        return s * 1_000_000_000 + a / 1_000_000_000
+    }
+}
