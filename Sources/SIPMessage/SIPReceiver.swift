@@ -74,8 +74,11 @@ public struct SIPSource: Sendable, Hashable {
     }
 
     /// `host:port`, IPv6 in brackets.
-    public var remoteAddress: String {
-        remoteHost.contains(":") ? "[\(remoteHost)]:\(remotePort)" : "\(remoteHost):\(remotePort)"
+    public var remoteAddress: String { Self.hostPort(remoteHost, remotePort) }
+
+    /// Formats an address as `host:port`, with an IPv6 host in brackets.
+    public static func hostPort(_ host: String, _ port: Int) -> String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 }
 

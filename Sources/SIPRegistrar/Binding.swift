@@ -76,9 +76,7 @@ public struct Binding: Sendable, Hashable {
     }
 
     /// `host:port` of the source, IPv6 in brackets.
-    public var source: String {
-        sourceHost.contains(":") ? "[\(sourceHost)]:\(sourcePort)" : "\(sourceHost):\(sourcePort)"
-    }
+    public var source: String { SIPSource.hostPort(sourceHost, sourcePort) }
 
     /// Header parameters to echo with the contact (`+sip.instance`, `reg-id` and the rest).
     public var contactParameters: String {
@@ -152,6 +150,16 @@ public enum BindingEvent: Sendable, Hashable {
     case refreshed(Binding)
     case removed(Binding)
     case expired(Binding)
+
+    /// `created`, `refreshed`, `removed` or `expired`.
+    public var kind: String {
+        switch self {
+        case .created: return "created"
+        case .refreshed: return "refreshed"
+        case .removed: return "removed"
+        case .expired: return "expired"
+        }
+    }
 
     public var binding: Binding {
         switch self {

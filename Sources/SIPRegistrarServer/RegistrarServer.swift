@@ -125,7 +125,7 @@ public final class RegistrarServer: Sendable {
 
     private func describe(_ s: SocketAddress) -> String {
         guard let ip = s.ipAddress, let port = s.port else { return "\(s)" }
-        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+        return SIPSource.hostPort(ip, port)
     }
 
     private func makeTLSStore(_ config: ServerConfiguration) throws -> TLSContextStore {
@@ -174,14 +174,7 @@ public final class RegistrarServer: Sendable {
             for await e in events {
                 metrics.bindingEvent(e)
                 let b = e.binding
-                let kind: String
-                switch e {
-                case .created: kind = "binding created"
-                case .refreshed: kind = "binding refreshed"
-                case .removed: kind = "binding removed"
-                case .expired: kind = "binding expired"
-                }
-                logger.info("\(kind)", metadata: ["sip.aor": "\(b.aor)", "sip.contact": "\(b.uri)", "net.transport": "\(b.transport)",
+                logger.info("binding \(e.kind)", metadata: ["sip.aor": "\(b.aor)", "sip.contact": "\(b.uri)", "net.transport": "\(b.transport)",
                                                   "net.peer": "\(b.source)", "sip.expires": "\(b.remainingSeconds(at: b.updatedAt))"])
             }
         }

@@ -1,3 +1,4 @@
+import SIPMessage
 public import SIPRegistrar
 public import SIPTLS
 
@@ -36,7 +37,7 @@ public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
         self.port = port
     }
 
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    public var description: String { SIPSource.hostPort(host, port) }
 }
 
 /// Where bindings are kept.

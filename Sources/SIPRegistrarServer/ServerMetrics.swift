@@ -49,14 +49,7 @@ final class ServerMetrics: Sendable {
     }
 
     func bindingEvent(_ e: BindingEvent) {
-        let kind: String
-        switch e {
-        case .created: kind = "created"
-        case .refreshed: kind = "refreshed"
-        case .removed: kind = "removed"
-        case .expired: kind = "expired"
-        }
-        counter("sip_registrations_total", [("event", kind)]).increment()
+        counter("sip_registrations_total", [("event", e.kind)]).increment()
     }
 
     func tlsHandshake(succeeded: Bool) {

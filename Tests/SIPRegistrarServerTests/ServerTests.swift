@@ -209,6 +209,17 @@ import Glibc
         #expect(try fails(args + ["--cert", dir + "/server.pem"]) == "sip-registrar: --cert needs --key")
     }
 
+    @Test func unusableStore() throws {
+        let corrupt = NSTemporaryDirectory() + "sipreg-corrupt-\(UUID().uuidString).sqlite"
+        FileManager.default.createFile(atPath: corrupt, contents: Data(repeating: 0x5A, count: 8192))
+        let line = try fails(["serve", "--udp", "127.0.0.1:0", "--admin", "off", "--store", "sqlite:\(corrupt)"])
+        #expect(line.hasPrefix("sip-registrar: store sqlite:\(corrupt): "), "\(line)")
+        #expect(line.contains("not a database"), "\(line)")
+        let unwritable = "/proc/sip-registrar-test/registrar.sqlite"
+        let l2 = try fails(["serve", "--udp", "127.0.0.1:0", "--admin", "off", "--store", "sqlite:\(unwritable)"])
+        #expect(l2.hasPrefix("sip-registrar: store sqlite:\(unwritable): "), "\(l2)")
+    }
+
     @Test func portInUse() throws {
         let s = try ServerProcess.start()
         defer { s.stop() }

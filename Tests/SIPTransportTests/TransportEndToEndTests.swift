@@ -23,6 +23,24 @@ import Testing
         await h.stop()
     }
 
+    @Test func ipv6Legs() async throws {
+        let d = Dispatcher(group: MultiThreadedEventLoopGroup.singleton)
+        let r = Answer200()
+        d.addReceiver(r)
+        guard let udp = try? await d.bindUDP(host: "::1", port: 0), let tcp = try? await d.bindTCP(host: "::1", port: 0) else {
+            // No IPv6 loopback on this machine: nothing to test.
+            await d.shutdown()
+            return
+        }
+        let (_, out) = try runProcess("/bin/bash", ["-c", """
+            exec 3<>/dev/tcp/::1/\(tcp.port ?? 0); printf '\(register(transport: "TCP", sentBy: "[::1]:9").replacingOccurrences(of: "\r\n", with: "\\r\\n"))' >&3; timeout 3 head -c 12 <&3
+            """], timeout: 5)
+        #expect(out.hasPrefix("SIP/2.0 200"), "\(out)")
+        #expect(r.sources.first?.remoteHost == "::1")
+        #expect(udp.ipAddress == "::1")
+        await d.shutdown()
+    }
+
     @Test func nineThousandByteRegisterOverUDP() async throws {
         let h = try await Harness.start()
         let peer = try await UDPPeer()
