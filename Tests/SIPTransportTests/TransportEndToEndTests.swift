@@ -62,18 +62,21 @@ import Testing
         try await peer.send(text, to: h.udp)
         try await Task.sleep(for: .milliseconds(50))
         try await peer.send(text, to: h.udp)  // while in progress: absorbed
+        // (On a loaded machine the second copy may arrive after the answer: then it is answered from the cache.)
         let first = await peer.waitFor(1)
+        let before = peer.received.withLockedValue { $0.count }
         try await peer.send(text, to: h.udp)  // after the answer: the cached answer again
-        let both = await peer.waitFor(2)
+        let all = await peer.waitFor(before + 1)
         #expect(h.receiver.count == 1)
-        #expect(both.count == 2 && both[0] == both[1] && first.count >= 1)
+        #expect(all.count == before + 1 && Set(all).count == 1 && first.count >= 1)
         #expect(h.dispatcher.counterValues[.retransmissionsAbsorbed] == 2)
         // RFC 2543 fallback key: no magic cookie.
         let old = register(sentBy: "127.0.0.1:\(peer.port)", branch: "oldstyle1", callID: "rfc2543")
+        let n = peer.received.withLockedValue { $0.count }
         try await peer.send(old, to: h.udp)
-        _ = await peer.waitFor(3)
+        _ = await peer.waitFor(n + 1)
         try await peer.send(old, to: h.udp)
-        _ = await peer.waitFor(4)
+        _ = await peer.waitFor(n + 2)
         #expect(h.receiver.count == 2)
         await peer.close()
         await h.stop()
