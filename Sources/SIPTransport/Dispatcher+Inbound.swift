@@ -19,14 +19,15 @@ extension Dispatcher {
             clientTransactions.receive(response)
         case .request(var request):
             notify(.requestReceived(request.method, source.transport))
-            Self.stampTopVia(&request, source: source)
+            // The top Via is parsed once here and reused for the transaction key and the answer's route.
+            let topVia = Self.stampTopVia(&request, source: source)
             if request.method == .ack {
                 // ACK has no response and no transaction of its own (non-2xx ACKs are hop-by-hop).
                 let ack = request
                 spawn(on: loop) { _ = await self.runChain(ack, source: source) }
                 return
             }
-            let key = ServerTransactions.key(for: request)
+            let key = ServerTransactions.key(for: request, topVia: topVia)
             if let key {
                 switch transactions.begin(key, now: Self.monotonicNow()) {
                 case .new:
@@ -36,7 +37,7 @@ extension Dispatcher {
                     return
                 case .resend(let bytes):
                     count(.retransmissionsAbsorbed)
-                    sendResponseBytes(bytes, headers: request.headers, source: source)
+                    sendResponseBytes(bytes, topVia: topVia, source: source)
                     return
                 }
             }
@@ -51,7 +52,7 @@ extension Dispatcher {
                                                now: Self.monotonicNow())
                 }
                 self.notify(.responseSent(response.statusCode, source.transport))
-                self.sendResponseBytes(wire, headers: response.headers, source: source)
+                self.sendResponseBytes(wire, topVia: topVia, source: source)
             }
         }
     }
@@ -104,20 +105,22 @@ extension Dispatcher {
                                          reasonPhrase: error.reasonPhrase, toTag: SIPResponse.randomTag(),
                                          server: configuration.serverHeader) else { return }
         var probe = SIPRequest(method: "X", uri: SIPURI(host: "invalid"), headers: response.headers)
-        Self.stampTopVia(&probe, source: source)
+        let topVia = Self.stampTopVia(&probe, source: source)
         response.headers = probe.headers
         let wire = response.serialized()
-        sendResponseBytes(wire, headers: response.headers, source: source)
+        sendResponseBytes(wire, topVia: topVia, source: source)
     }
 
     // MARK: RFC 3261 18.2.1 and RFC 3581
 
     /// Adds `received` when the sent-by host is not the source address, and fills an empty `rport`.
-    static func stampTopVia(_ request: inout SIPRequest, source: SIPSource) {
-        guard let index = request.headers.fields.firstIndex(where: { $0.name == .via }) else { return }
+    /// Returns the top Via as it now reads (nil when there is none or it is malformed).
+    @discardableResult
+    static func stampTopVia(_ request: inout SIPRequest, source: SIPSource) -> SIPVia? {
+        guard let index = request.headers.fields.firstIndex(where: { $0.name == .via }) else { return nil }
         let field = request.headers.fields[index].value
         var parts = HeaderSplitterAccess.split(field)
-        guard let first = parts.first, var via = SIPVia.parse(first) else { return }
+        guard let first = parts.first, var via = SIPVia.parse(first) else { return nil }
         var changed = false
         let sentBy = via.host.hasPrefix("[") ? String(via.host.dropFirst().dropLast()) : via.host
         if via.hasRport && via.rport == nil {
@@ -128,9 +131,10 @@ extension Dispatcher {
             via.parameters.set("received", source.remoteHost)
             changed = true
         }
-        guard changed else { return }
+        guard changed else { return via }
         parts[0] = Substring(via.description)
         request.headers.replaceValue(at: index, with: parts.joined(separator: ", "))
+        return via
     }
 
     // MARK: Route (RFC 3261 16.4)

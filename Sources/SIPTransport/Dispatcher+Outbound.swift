@@ -11,16 +11,17 @@ extension Dispatcher {
     /// TCP/TLS (or a new one to the Via's received/sent-by if it is gone, TLS when the
     /// Via says TLS); on UDP to `received` and `rport` (or the sent-by port).
     public func deliver(_ response: SIPResponse, to source: SIPSource) {
-        sendResponseBytes(response.serialized(), headers: response.headers, source: source)
+        sendResponseBytes(response.serialized(), topVia: (try? response.headers.topVia) ?? nil, source: source)
     }
 
-    func sendResponseBytes(_ wire: [UInt8], headers: SIPHeaders, source: SIPSource) {
+    /// Sends response bytes along the route that `topVia` (the request's, as stamped) and the source give.
+    func sendResponseBytes(_ wire: [UInt8], topVia: SIPVia?, source: SIPSource) {
         if source.transport.isReliable, let id = source.flowID, let flow = connections.flow(id), flow.channel.isActive {
             let buffer = flow.channel.allocator.buffer(bytes: wire)
             flow.channel.writeAndFlush(buffer, promise: nil)
             return
         }
-        guard let top = (try? headers.topVia) ?? nil else {
+        guard let top = topVia else {
             count(.responsesUnroutable)
             return
         }

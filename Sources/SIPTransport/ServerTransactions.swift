@@ -44,8 +44,8 @@ final class ServerTransactions: Sendable {
 
     /// The key of a request: the top Via's branch (with the magic cookie) plus sent-by and
     /// method; otherwise the RFC 2543 key of Request-URI, tags, Call-ID, CSeq and top Via.
-    static func key(for request: SIPRequest) -> Key? {
-        guard let top = try? request.headers.topVia else { return nil }
+    static func key(for request: SIPRequest, topVia: SIPVia?) -> Key? {
+        guard let top = topVia else { return nil }
         let method = request.method == .ack ? SIPMethod.invite : request.method
         if let branch = top.branch, top.hasMagicCookie {
             return Key(text: "1|\(branch)|\(asciiLower(top.host)):\(top.port ?? 0)|\(method)")
