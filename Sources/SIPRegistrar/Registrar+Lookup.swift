@@ -114,8 +114,8 @@ extension Registrar {
     public func removeAll(address: String) async throws -> [Binding] {
         guard let uri = SIPURI(address), let aor = normalizedAOR(uri) else { return [] }
         let removed = state.withLock { s -> [Binding] in
-            guard let list = s.records.removeValue(forKey: aor) else { return [] }
-            s.bindingCount -= list.count
+            guard let list = s.records[aor] else { return [] }
+            s.setBindings(aor, from: list, to: [])
             return list
         }
         guard !removed.isEmpty else { return [] }
@@ -123,10 +123,7 @@ extension Registrar {
             try await store.apply(removed.map { .remove(aor: $0.aor, uri: $0.uri) })
         } catch {
             state.withLock { s in
-                if s.records[aor] == nil {
-                    s.records[aor] = removed
-                    s.bindingCount += removed.count
-                }
+                if s.records[aor] == nil { s.setBindings(aor, from: [], to: removed) }
             }
             throw error
         }
@@ -182,11 +179,11 @@ extension Registrar {
         let expired = state.withLock { s -> [Binding] in
             var gone: [Binding] = []
             for e in s.heap.popDue(now: t) {
-                guard var list = s.records[e.aor],
+                guard let list = s.records[e.aor],
                       let i = list.firstIndex(where: { $0.uri == e.uri && $0.expiresAt <= t }) else { continue }
-                gone.append(list.remove(at: i))
-                s.records[e.aor] = list.isEmpty ? nil : list
-                s.bindingCount -= 1
+                var rest = list
+                gone.append(rest.remove(at: i))
+                s.setBindings(e.aor, from: list, to: rest)
             }
             // Keep the heap proportional to the bindings: stale entries come from refreshes.
             if s.heap.count > 2 * s.bindingCount + 1024 {

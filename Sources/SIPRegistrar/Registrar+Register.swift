@@ -153,8 +153,7 @@ extension Registrar {
                 // Undo, unless another request changed this AOR meanwhile (its own commit decides then).
                 state.withLock { s in
                     if (s.records[plan.aor] ?? []) == applied.after {
-                        s.records[plan.aor] = applied.before.isEmpty ? nil : applied.before
-                        s.bindingCount += applied.before.count - applied.after.count
+                        s.setBindings(plan.aor, from: applied.after, to: applied.before)
                         for b in applied.before { s.heap.push(.init(expiresAt: b.expiresAt, aor: b.aor, uri: b.uri)) }
                     }
                 }
@@ -256,8 +255,7 @@ extension Registrar {
         if changes.isEmpty {
             return Applied(before: stored, after: next, changes: [], events: [])
         }
-        s.records[plan.aor] = next.isEmpty ? nil : next
-        s.bindingCount += next.count - stored.count
+        s.setBindings(plan.aor, from: stored, to: next)
         for case .upsert(let b) in changes {
             s.heap.push(.init(expiresAt: b.expiresAt, aor: b.aor, uri: b.uri))
         }

@@ -28,8 +28,24 @@ public final class Registrar: SIPReceiver {
         var records: [String: [Binding]] = [:]
         var heap = ExpiryHeap()
         var bindingCount = 0
+        /// How many bindings use each connection (flow).
+        var flows: [UInt64: Int] = [:]
         var timer: (any SIPScheduledTimer)?
         var timerDue: Int64?
+
+        /// Replaces an AOR's bindings, keeping the counts and the flow references right.
+        mutating func setBindings(_ aor: String, from old: [Binding], to new: [Binding]) {
+            records[aor] = new.isEmpty ? nil : new
+            bindingCount += new.count - old.count
+            for b in old {
+                guard let f = b.flowID else { continue }
+                let n = (flows[f] ?? 1) - 1
+                flows[f] = n > 0 ? n : nil
+            }
+            for b in new {
+                if let f = b.flowID { flows[f, default: 0] += 1 }
+            }
+        }
     }
 
     /// Creates a registrar.
@@ -89,12 +105,17 @@ public final class Registrar: SIPReceiver {
             var entries: [ExpiryHeap.Entry] = []
             entries.reserveCapacity(all.count)
             for (aor, list) in grouped {
-                s.records[aor] = list
-                n += list.count
-                for b in list { entries.append(.init(expiresAt: b.expiresAt, aor: aor, uri: b.uri)) }
+                // Connections do not survive a restart: the flow ids of another process mean nothing here.
+                let fresh = list.map { b -> Binding in
+                    var b = b
+                    b.flowID = nil
+                    return b
+                }
+                s.setBindings(aor, from: s.records[aor] ?? [], to: fresh)
+                n += fresh.count
+                for b in fresh { entries.append(.init(expiresAt: b.expiresAt, aor: aor, uri: b.uri)) }
             }
             s.heap.rebuild(entries)
-            s.bindingCount = n
             return n
         }
         if !stale.isEmpty { try await store.apply(stale) }
@@ -146,6 +167,9 @@ public final class Registrar: SIPReceiver {
 
     /// The number of bindings held (including ones expired but not yet purged).
     public var bindingCount: Int { state.withLock { $0.bindingCount } }
+    /// Whether a binding still uses the connection (flow) `id`: such a connection is kept open.
+    public func isFlowInUse(_ id: UInt64) -> Bool { state.withLock { $0.flows[id] != nil } }
+
     /// The number of addresses of record held.
     public var aorCount: Int { state.withLock { $0.records.count } }
 }

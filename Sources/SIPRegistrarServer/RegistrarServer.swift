@@ -48,7 +48,7 @@ public final class RegistrarServer: Sendable {
         }
 
         var transportConfig = TransportConfiguration(serverHeader: "sip-registrar/\(SIPRegistrarVersion.current)")
-        transportConfig.idleTimeout = .seconds(max(7_200, 2 * config.maxExpires))
+        transportConfig.idleTimeout = .seconds(max(600, config.maxExpires + 60))
         var transportLogger = logger
         transportLogger[metadataKey: "component"] = "transport"
         let dispatcher = Dispatcher(configuration: transportConfig, logger: transportLogger)
@@ -62,6 +62,8 @@ public final class RegistrarServer: Sendable {
         }
         let loaded = try await registrar.load()
         dispatcher.addReceiver(registrar)
+        // A connection that carries a registration stays open while the binding lives.
+        dispatcher.setFlowInUse { registrar.isFlowInUse($0) }
         observe(registrar: registrar, dispatcher: dispatcher, metrics: metrics)
 
         do {

@@ -498,3 +498,41 @@ import Testing
         }
     }
 }
+
+@Suite struct RegistrarFlowTests {
+    @Test func flowsInUseFollowTheBindings() async throws {
+        let clock = ManualRegistrarClock()
+        let r = try Registrar(configuration: RegistrarConfiguration(minExpires: 60, maxExpires: 3600), clock: clock)
+        var b = RegisterBuilder()
+        b.contacts = ["<sip:a@h1;transport=tcp>;expires=100", "<sip:a@h2;transport=tcp>;expires=200"]
+        _ = try await r.send(b, from: tcp)  // flow 7
+        #expect(r.isFlowInUse(7) && !r.isFlowInUse(8))
+        b.cseq = 2
+        b.contacts = ["<sip:a@h1;transport=tcp>;expires=0"]
+        _ = try await r.send(b, from: tcp)
+        #expect(r.isFlowInUse(7))  // h2 still uses it
+        clock.advance(seconds: 201)
+        _ = await r.expire()
+        #expect(!r.isFlowInUse(7))
+        var c = RegisterBuilder()
+        c.requestURI = "sips:example.com"
+        c.to = "<sips:alice@example.com>"
+        c.contacts = ["<sips:alice@192.0.2.10:5061>"]
+        _ = try await r.send(c, from: tls)  // flow 8
+        #expect(r.isFlowInUse(8))
+        try await r.removeAll(address: "sip:alice@example.com")
+        #expect(!r.isFlowInUse(8))
+    }
+
+    @Test func flowIDsOfAnotherProcessAreDroppedAtLoad() async throws {
+        let store = InMemoryBindingStore()
+        let clock = ManualRegistrarClock()
+        let first = try Registrar(configuration: RegistrarConfiguration(minExpires: 60, maxExpires: 3600), store: store, clock: clock)
+        _ = try await first.send(RegisterBuilder(), from: tcp)
+        #expect(first.isFlowInUse(7))
+        let second = try Registrar(configuration: RegistrarConfiguration(minExpires: 60, maxExpires: 3600), store: store, clock: clock)
+        #expect(try await second.load() == 1)
+        #expect(!second.isFlowInUse(7))
+        #expect(second.lookup("sip:alice@example.com").first?.flowID == nil)
+    }
+}
