@@ -218,7 +218,7 @@ struct ReloadOnHangup: Service {
 
     func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sighup)
-        try await cancelOnGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             for await _ in signals {
                 switch store.reload() {
                 case .success(let ctx):
