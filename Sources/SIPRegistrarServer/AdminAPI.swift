@@ -22,6 +22,27 @@ enum AdminAPI {
         var tls_identity: String?
         var updated_at: String
         var aor: String?
+
+        enum CodingKeys: String, CodingKey {
+            case uri, expires, q, transport, source, instance, reg_id, path, user_agent, tls_identity, updated_at, aor
+        }
+
+        /// Every documented field is present; absent values are `null` (the aor only in paged listings).
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(uri, forKey: .uri)
+            try c.encode(expires, forKey: .expires)
+            try c.encode(q, forKey: .q)
+            try c.encode(transport, forKey: .transport)
+            try c.encode(source, forKey: .source)
+            try c.encode(instance, forKey: .instance)
+            try c.encode(reg_id, forKey: .reg_id)
+            try c.encode(path, forKey: .path)
+            try c.encode(user_agent, forKey: .user_agent)
+            try c.encode(tls_identity, forKey: .tls_identity)
+            try c.encode(updated_at, forKey: .updated_at)
+            try c.encodeIfPresent(aor, forKey: .aor)
+        }
     }
 
     struct BindingsJSON: Codable, Sendable {

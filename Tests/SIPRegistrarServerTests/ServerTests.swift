@@ -33,6 +33,10 @@ import Glibc
         #expect(r.status == 200)
         #expect(r.body.contains("\"uri\":\"sips:alice@127.0.0.1:5072\"") && r.body.contains("\"transport\":\"tls\""))
         #expect(!r.body.contains("5070"))
+        for field in ["uri", "expires", "q", "transport", "source", "instance", "reg_id", "path", "user_agent", "tls_identity",
+                      "updated_at"] {
+            #expect(r.body.contains("\"\(field)\":"), "\(field) missing in \(r.body)")
+        }
         let bad = try http("GET", "\(s.adminURL)/v1/bindings?aor=mailto:x")
         #expect(bad.status == 400 && bad.body.contains("\"error\""))
         let page = try http("GET", "\(s.adminURL)/v1/bindings?limit=2")
@@ -164,7 +168,7 @@ import Glibc
 
     func writeConfig(_ text: String) -> String {
         let path = NSTemporaryDirectory() + "sipreg-\(UUID().uuidString).yaml"
-        FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
         return path
     }
 
@@ -211,7 +215,7 @@ import Glibc
 
     @Test func unusableStore() throws {
         let corrupt = NSTemporaryDirectory() + "sipreg-corrupt-\(UUID().uuidString).sqlite"
-        FileManager.default.createFile(atPath: corrupt, contents: Data(repeating: 0x5A, count: 8192))
+        _ = FileManager.default.createFile(atPath: corrupt, contents: Data(repeating: 0x5A, count: 8192))
         let line = try fails(["serve", "--udp", "127.0.0.1:0", "--admin", "off", "--store", "sqlite:\(corrupt)"])
         #expect(line.hasPrefix("sip-registrar: store sqlite:\(corrupt): "), "\(line)")
         #expect(line.contains("not a database"), "\(line)")
@@ -245,7 +249,7 @@ import Glibc
 
     @Test func precedence() throws {
         let path = NSTemporaryDirectory() + "sipreg-\(UUID().uuidString).yaml"
-        FileManager.default.createFile(atPath: path, contents: Data("registrar:\n  min_expires: 100\n".utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data("registrar:\n  min_expires: 100\n".utf8))
         let fileOnly = try ServerProcess.start(["--config", path], store: "memory")
         #expect(minExpires(fileOnly) == "Min-Expires: 100")
         fileOnly.stop()

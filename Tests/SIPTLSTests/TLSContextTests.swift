@@ -14,7 +14,7 @@ import Testing
 
     func tempFile(_ contents: String) -> String {
         let path = NSTemporaryDirectory() + "siptls-\(UUID().uuidString).pem"
-        FileManager.default.createFile(atPath: path, contents: Data(contents.utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(contents.utf8))
         return path
     }
 
