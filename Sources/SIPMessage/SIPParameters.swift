@@ -203,26 +203,44 @@ enum HeaderSplitter {
     /// Quoted values keep their quotes. Returns nil for an empty parameter name or unbalanced quote.
     static func parameters(_ text: Substring) -> SIPParameters? {
         var result: [SIPParameters.Parameter] = []
-        // A quote left open means the text is malformed.
+        let u = text.utf8
         var inQuote = false
         var escaped = false
-        for b in text.utf8 {
-            if inQuote {
-                if escaped { escaped = false } else if b == ASCII.backslash { escaped = true } else if b == ASCII.quote { inQuote = false }
-            } else if b == ASCII.quote { inQuote = true }
-        }
-        if inQuote { return nil }
-        for piece in split(text, on: ASCII.semicolon) {
-            if let eq = piece.utf8.firstIndex(of: ASCII.equals) {
-                let name = Substring(piece.utf8[piece.utf8.startIndex..<eq]).trimmingSIPWhitespace()
-                let value = Substring(piece.utf8[piece.utf8.index(after: eq)...]).trimmingSIPWhitespace()
-                guard !name.isEmpty, name.utf8.allSatisfy(ASCII.isTokenChar) else { return nil }
+        var start = u.startIndex
+        var equals: Substring.UTF8View.Index?
+        var i = u.startIndex
+        // One pass: split on ';' outside quotes, remembering the first '=' of each piece.
+        func finish(_ end: Substring.UTF8View.Index) -> Bool {
+            let piece = Substring(u[start..<end]).trimmingSIPWhitespace()
+            guard !piece.isEmpty else { return true }
+            if let eq = equals {
+                let name = Substring(u[start..<eq]).trimmingSIPWhitespace()
+                let value = Substring(u[u.index(after: eq)..<end]).trimmingSIPWhitespace()
+                guard !name.isEmpty, name.utf8.allSatisfy(ASCII.isTokenChar) else { return false }
                 result.append(.init(name: String(name), value: String(value)))
             } else {
-                guard piece.utf8.allSatisfy(ASCII.isTokenChar) else { return nil }
+                guard piece.utf8.allSatisfy(ASCII.isTokenChar) else { return false }
                 result.append(.init(name: String(piece), value: nil))
             }
+            return true
         }
+        while i < u.endIndex {
+            let b = u[i]
+            if inQuote {
+                if escaped { escaped = false } else if b == ASCII.backslash { escaped = true } else if b == ASCII.quote { inQuote = false }
+            } else if b == ASCII.quote {
+                inQuote = true
+            } else if b == ASCII.equals, equals == nil {
+                equals = i
+            } else if b == ASCII.semicolon {
+                guard finish(i) else { return nil }
+                start = u.index(after: i)
+                equals = nil
+            }
+            i = u.index(after: i)
+        }
+        if inQuote { return nil }
+        guard finish(u.endIndex) else { return nil }
         return SIPParameters(result)
     }
 }

@@ -43,8 +43,10 @@ extension Registrar {
     func prepare(_ request: SIPRequest, from source: SIPSource) throws(RegistrarError) -> RegisterPlan {
         let h = request.headers
         // Step 2: extensions we must understand.
-        let unsupportedTags = h.require.filter { !supported.contains($0.lowercased()) }
-        if !unsupportedTags.isEmpty { throw .unsupportedExtensions(unsupportedTags) }
+        if h.contains(.require) {
+            let unsupportedTags = h.require.filter { !supported.contains($0.lowercased()) }
+            if !unsupportedTags.isEmpty { throw .unsupportedExtensions(unsupportedTags) }
+        }
 
         // Step 4: the address of record from To.
         let to: NameAddress
@@ -86,7 +88,8 @@ extension Registrar {
         // RFC 3261 20.19: a malformed Expires is treated as absent (the default applies).
         let expiresHeader = (try? h.expires) ?? nil
 
-        let wantsPath = h.supported.contains { $0.lowercased() == "path" }
+        // Path matters only when the request carries one (RFC 3327); look at Supported only then.
+        let wantsPath = h.contains(.path) && h.splitValues(.supported).contains { $0.lowercased() == "path" }
         let path = wantsPath ? h.splitValues(.path).map { String($0) } : []
         let template = Binding(aor: aor, uri: "", scheme: .sip, expiresAt: 0, updatedAt: 0, callID: String(callID),
                                cseq: cseq.sequence, path: path, userAgent: h.userAgent.map { userAgents.intern($0) },
