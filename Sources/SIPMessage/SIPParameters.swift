@@ -125,23 +125,40 @@ public func quote(_ s: String) -> String {
     return out
 }
 
+/// Tracks quoted strings (with `\x` pairs) while header text is scanned byte by byte.
+struct QuoteTracker {
+    private(set) var inQuote = false
+    private var escaped = false
+
+    /// Consumes one byte; true when the byte is outside any quoted string and is not a quote itself.
+    @inline(__always)
+    mutating func isUnquoted(_ b: UInt8) -> Bool {
+        if inQuote {
+            if escaped { escaped = false } else if b == ASCII.backslash { escaped = true } else if b == ASCII.quote { inQuote = false }
+            return false
+        }
+        if b == ASCII.quote {
+            inQuote = true
+            return false
+        }
+        return true
+    }
+}
+
 /// Splitting of header text outside quoted strings and angle brackets.
 enum HeaderSplitter {
     /// Splits on `separator` occurring outside quotes and `<...>`; pieces are trimmed; empty pieces dropped.
     static func split(_ text: Substring, on separator: UInt8) -> [Substring] {
         var pieces: [Substring] = []
         let u = text.utf8
-        var inQuote = false
-        var escaped = false
+        var quotes = QuoteTracker()
         var angle = 0
         var start = u.startIndex
         var i = u.startIndex
         while i < u.endIndex {
             let b = u[i]
-            if inQuote {
-                if escaped { escaped = false } else if b == ASCII.backslash { escaped = true } else if b == ASCII.quote { inQuote = false }
-            } else if b == ASCII.quote {
-                inQuote = true
+            if !quotes.isUnquoted(b) {
+                // inside a quoted string, or a quote
             } else if b == ASCII.lessThan {
                 angle += 1
             } else if b == ASCII.greaterThan {
@@ -162,17 +179,14 @@ enum HeaderSplitter {
     /// angle brackets; in the addr-spec form every `;` starts a header parameter).
     static func hasHeaderParameter(_ value: Substring, named name: StaticString) -> Bool {
         let u = value.utf8
-        var inQuote = false
-        var escaped = false
+        var quotes = QuoteTracker()
         var angle = false
         var i = u.startIndex
         let n = name.utf8CodeUnitCount
         while i < u.endIndex {
             let b = u[i]
-            if inQuote {
-                if escaped { escaped = false } else if b == ASCII.backslash { escaped = true } else if b == ASCII.quote { inQuote = false }
-            } else if b == ASCII.quote {
-                inQuote = true
+            if !quotes.isUnquoted(b) {
+                // inside a quoted string, or a quote
             } else if b == ASCII.lessThan {
                 angle = true
             } else if b == ASCII.greaterThan {
@@ -204,8 +218,7 @@ enum HeaderSplitter {
     static func parameters(_ text: Substring) -> SIPParameters? {
         var result: [SIPParameters.Parameter] = []
         let u = text.utf8
-        var inQuote = false
-        var escaped = false
+        var quotes = QuoteTracker()
         var start = u.startIndex
         var equals: Substring.UTF8View.Index?
         var i = u.startIndex
@@ -226,10 +239,8 @@ enum HeaderSplitter {
         }
         while i < u.endIndex {
             let b = u[i]
-            if inQuote {
-                if escaped { escaped = false } else if b == ASCII.backslash { escaped = true } else if b == ASCII.quote { inQuote = false }
-            } else if b == ASCII.quote {
-                inQuote = true
+            if !quotes.isUnquoted(b) {
+                // inside a quoted string, or a quote
             } else if b == ASCII.equals, equals == nil {
                 equals = i
             } else if b == ASCII.semicolon {
@@ -239,7 +250,7 @@ enum HeaderSplitter {
             }
             i = u.index(after: i)
         }
-        if inQuote { return nil }
+        if quotes.inQuote { return nil }
         guard finish(u.endIndex) else { return nil }
         return SIPParameters(result)
     }
