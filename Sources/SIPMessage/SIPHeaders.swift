@@ -60,6 +60,12 @@ public struct SIPHeaders: Sendable, Hashable, RandomAccessCollection, Expressibl
         return result
     }
 
+    /// Splits one header value at commas outside quoted strings and angle brackets
+    /// (RFC 3261 7.3.1), trimmed; what ``splitValues(_:)`` does for each field.
+    public static func splitList(_ value: Substring) -> [Substring] {
+        HeaderSplitter.split(value, on: ASCII.comma)
+    }
+
     /// Appends a field.
     public mutating func add(_ name: SIPHeaderName, _ value: String) {
         fields.append(SIPHeaderField(name: name, value: value))

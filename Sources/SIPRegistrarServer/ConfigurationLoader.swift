@@ -168,7 +168,7 @@ public enum ConfigurationLoader {
         return out
     }
 
-    static func line(_ node: Node) -> Int { (node.mark?.line ?? 0) + (node.mark == nil ? 0 : 0) }
+    static func line(_ node: Node) -> Int { node.mark?.line ?? 0 }
 
     static func yamlErrorText(_ e: YamlError) -> String {
         switch e {

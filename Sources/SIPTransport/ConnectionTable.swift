@@ -1,6 +1,6 @@
 import NIOConcurrencyHelpers
-public import NIOCore
-public import SIPMessage
+import NIOCore
+import SIPMessage
 
 /// Open TCP/TLS connections (flows): by id, by remote endpoint for reuse in both
 /// directions, and counted per remote IP for the limits.

@@ -1,6 +1,6 @@
 import Logging
 import NIOCore
-public import SIPMessage
+import SIPMessage
 
 extension Dispatcher {
     /// One message from a leg: a UDP datagram or a message cut from a stream.
@@ -119,7 +119,7 @@ extension Dispatcher {
     static func stampTopVia(_ request: inout SIPRequest, source: SIPSource) -> SIPVia? {
         guard let index = request.headers.fields.firstIndex(where: { $0.name == .via }) else { return nil }
         let field = request.headers.fields[index].value
-        var parts = HeaderSplitterAccess.split(field)
+        var parts = SIPHeaders.splitList(field)
         guard let first = parts.first, var via = SIPVia.parse(first) else { return nil }
         var changed = false
         let sentBy = via.host.hasPrefix("[") ? String(via.host.dropFirst().dropLast()) : via.host
@@ -142,7 +142,7 @@ extension Dispatcher {
     /// Removes a top Route that names this server (baresip sends one on every REGISTER).
     func stripOwnRoute(_ request: inout SIPRequest, source: SIPSource) {
         guard let index = request.headers.fields.firstIndex(where: { $0.name == .route }) else { return }
-        let parts = HeaderSplitterAccess.split(request.headers.fields[index].value)
+        let parts = SIPHeaders.splitList(request.headers.fields[index].value)
         guard let first = parts.first, let route = NameAddress.parse(first), namesThisServer(route.uri, source: source) else {
             return
         }
@@ -165,14 +165,5 @@ extension Dispatcher {
         if configuration.localNames.contains(where: { $0.lowercased() == host }) { return true }
         if let local = source.localHost, local.lowercased() == host { return true }
         return ours.contains { $0.address.ipAddress?.lowercased() == host }
-    }
-}
-
-/// Access to the message layer's splitting rules (commas outside quotes and brackets).
-enum HeaderSplitterAccess {
-    static func split(_ value: Substring) -> [Substring] {
-        var headers = SIPHeaders()
-        headers.add(.via, value)
-        return headers.splitValues(.via)
     }
 }

@@ -1,5 +1,5 @@
 import NIOConcurrencyHelpers
-public import SIPMessage
+import SIPMessage
 
 /// The non-INVITE server transaction layer (RFC 3261 17.2.2), reduced to what a
 /// registrar needs: a retransmitted request is answered from the cache (or absorbed
@@ -48,7 +48,7 @@ final class ServerTransactions: Sendable {
         guard let top = topVia else { return nil }
         let method = request.method == .ack ? SIPMethod.invite : request.method
         if let branch = top.branch, top.hasMagicCookie {
-            return Key(text: "1|\(branch)|\(asciiLower(top.host)):\(top.port ?? 0)|\(method)")
+            return Key(text: "1|\(branch)|\(top.host.lowercased()):\(top.port ?? 0)|\(method)")
         }
         let toTag = (try? request.headers.to)??.tag ?? ""
         let fromTag = (try? request.headers.from)??.tag ?? ""
@@ -110,4 +110,3 @@ final class ServerTransactions: Sendable {
     }
 }
 
-func asciiLower(_ s: String) -> String { s.lowercased() }

@@ -117,8 +117,9 @@ final class StreamConnectionHandler: ChannelInboundHandler {
             if let response = SIPResponse(answering: parseError.partialHeaders, statusCode: error.statusCode,
                                           reasonPhrase: error.reasonPhrase, toTag: SIPResponse.randomTag(),
                                           server: dispatcher.configuration.serverHeader) {
+                let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
                 context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: response.serialized())))
-                    .whenComplete { _ in context.close(promise: nil) }
+                    .whenComplete { _ in bound.value.close(promise: nil) }
             } else {
                 context.close(promise: nil)
             }

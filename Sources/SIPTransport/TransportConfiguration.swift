@@ -1,4 +1,4 @@
-public import SIPMessage
+import SIPMessage
 
 /// Limits and timers of the transport layer. Every cap has a default and can be changed.
 public struct TransportConfiguration: Sendable, Hashable {
