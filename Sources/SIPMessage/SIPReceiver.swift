@@ -57,8 +57,11 @@ public struct SIPSource: Sendable, Hashable {
     public var flowID: UInt64?
     /// The verified TLS client certificate's identity, when there was one.
     public var tlsPeer: SIPTLSPeerIdentity?
-    /// The identity an authorization receiver established (`user@domain`), if any.
+    /// The identity an authorization receiver established (`user@domain`, or the
+    /// certificate's `sip:`/`sips:` URI), if any.
     public var authenticatedIdentity: String?
+    /// How `authenticatedIdentity` was established.
+    public var authenticationMethod: SIPAuthenticationMethod?
 
     public init(transport: SIPTransportProtocol, remoteHost: String, remotePort: Int, localHost: String? = nil,
                 localPort: Int? = nil, flowID: UInt64? = nil, tlsPeer: SIPTLSPeerIdentity? = nil,
@@ -82,6 +85,14 @@ public struct SIPSource: Sendable, Hashable {
     }
 }
 
+/// How a request's sender proved who it is.
+public enum SIPAuthenticationMethod: String, Sendable, Hashable {
+    /// HTTP digest (RFC 3261 22.4).
+    case digest
+    /// A verified TLS client certificate naming the address of record.
+    case certificate
+}
+
 /// What a receiver in a dispatcher's chain decided about a request.
 public enum SIPReceiveOutcome: Sendable {
     /// Answer the request with this response; the chain stops.
@@ -90,6 +101,8 @@ public enum SIPReceiveOutcome: Sendable {
     case pass
     /// Offer a rewritten request (and possibly an enriched source) to the next receiver.
     case forward(SIPRequest, SIPSource)
+    /// Send nothing: the request is dropped (abuse control; a retransmission is dropped again).
+    case discard
 
     /// The status code when the outcome is a response (Net::SIP's `receive` return value).
     public var statusCode: Int? {

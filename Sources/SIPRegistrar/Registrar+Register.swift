@@ -95,7 +95,8 @@ extension Registrar {
                                cseq: cseq.sequence, path: path, userAgent: h.userAgent.map { userAgents.intern($0) },
                                transport: source.transport, sourceHost: source.remoteHost,
                                sourcePort: source.remotePort, flowID: source.flowID,
-                               tlsIdentity: source.authenticatedIdentity ?? source.tlsPeer?.sipURIs.first)
+                               tlsIdentity: source.authenticationMethod == .certificate
+                                   ? source.authenticatedIdentity : source.tlsPeer?.sipURIs.first)
         var plan = RegisterPlan(aor: aor, action: .fetch, callID: String(callID), cseq: cseq.sequence, path: path,
                                 echoPath: wantsPath && !path.isEmpty, template: template)
 

@@ -45,7 +45,11 @@ extension Dispatcher {
             let toAnswer = request
             spawn(on: loop) {
                 let request = toAnswer
-                let response = await self.answer(request, source: source)
+                guard let response = await self.answer(request, source: source) else {
+                    // Dropped on purpose (abuse control): forget the transaction so nothing is cached.
+                    if let key { self.transactions.abandon(key) }
+                    return
+                }
                 let wire = response.serialized()
                 if let key {
                     self.transactions.complete(key, response: wire, timerJ: self.configuration.timerJ(source.transport),
@@ -58,10 +62,13 @@ extension Dispatcher {
     }
 
     /// Runs the receive chain; a request nobody answers gets the dispatcher's own answer.
-    func answer(_ request: SIPRequest, source: SIPSource) async -> SIPResponse {
+    /// Nil when a receiver dropped the request.
+    func answer(_ request: SIPRequest, source: SIPSource) async -> SIPResponse? {
         switch await runChain(request, source: source) {
         case .respond(let response):
             return response
+        case .discard:
+            return nil
         case .pass:
             if request.method == .options {
                 var ok = SIPResponse(to: request, statusCode: 200, toTag: SIPResponse.randomTag(), server: configuration.serverHeader)
@@ -87,6 +94,8 @@ extension Dispatcher {
             switch await receiver.receive(current, from: currentSource) {
             case .respond(let r):
                 return .respond(r)
+            case .discard:
+                return .discard
             case .pass:
                 continue
             case .forward(let r, let s):

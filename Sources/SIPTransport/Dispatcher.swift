@@ -19,6 +19,10 @@ public final class Dispatcher: SIPTimerScheduler, Sendable {
     let parser: SIPMessageParser
     let transactions: ServerTransactions
     let connections = ConnectionTable()
+    /// New TLS connections per remote IP per second.
+    let handshakeRate: WindowLimiter
+    /// One log line per refusal reason and source per minute.
+    let refusalLog = WindowLimiter(policy: .init(limit: 1, windowMilliseconds: 60_000))
     let clientTransactions = ClientTransactions()
     private let receivers = NIOLockedValueBox<[any SIPReceiver]>([])
     let legs = NIOLockedValueBox<Legs>(Legs())
@@ -51,6 +55,17 @@ public final class Dispatcher: SIPTimerScheduler, Sendable {
         self.executors = executors
         self.parser = SIPMessageParser(limits: configuration.parserLimits)
         self.transactions = ServerTransactions(capacity: configuration.maxServerTransactions)
+        self.handshakeRate = WindowLimiter(policy: .init(limit: configuration.maxTLSHandshakesPerIPPerSecond,
+                                                         windowMilliseconds: 1_000))
+    }
+
+    /// Reports a refused connection: counted always, told to observers once per reason and source per minute.
+    func refuse(_ counter: TransportCounter, _ transport: SIPTransportProtocol, host: String, port: Int, reason: String) {
+        count(counter)
+        let now = Int64(Self.monotonicNow() / 1_000_000)
+        if refusalLog.record(reason + "|" + host, now: now).isAllowed {
+            notify(.connectionRefused(transport, remote: SIPSource.hostPort(host, port), reason: reason))
+        }
     }
 
     /// Runs `body` as a task on `loop` (or on the default executor for a loop not in the group).

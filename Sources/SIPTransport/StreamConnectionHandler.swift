@@ -40,17 +40,24 @@ final class StreamConnectionHandler: ChannelInboundHandler {
         guard source == nil, let remote = context.channel.remoteAddress, let host = remote.ipAddress, let port = remote.port else { return }
         let config = dispatcher.configuration
         if inbound {
-            switch dispatcher.connections.admit(ip: host, maxTotal: config.maxConnections, maxPerIP: config.maxConnectionsPerIP) {
+            let exempt = config.limitExemptions.contains(host)
+            switch dispatcher.connections.admit(ip: host, maxTotal: config.maxConnections,
+                                                maxPerIP: exempt ? Int.max : config.maxConnectionsPerIP) {
             case .admitted:
                 admittedIP = host
             case .totalLimit:
-                dispatcher.count(.connectionsRefusedTotalLimit)
-                dispatcher.notify(.connectionRefused(transport, remote: "\(host):\(port)", reason: "connection limit"))
+                dispatcher.refuse(.connectionsRefusedTotalLimit, transport, host: host, port: port, reason: "connection limit")
                 context.close(promise: nil)
                 return
             case .perIPLimit:
-                dispatcher.count(.connectionsRefusedPerIPLimit)
-                dispatcher.notify(.connectionRefused(transport, remote: "\(host):\(port)", reason: "per-IP connection limit"))
+                dispatcher.refuse(.connectionsRefusedPerIPLimit, transport, host: host, port: port, reason: "per-IP connection limit")
+                context.close(promise: nil)
+                return
+            }
+            if transport == .tls && !exempt,
+               !dispatcher.handshakeRate.record(host, now: Int64(Dispatcher.monotonicNow() / 1_000_000)).isAllowed {
+                dispatcher.refuse(.connectionsRefusedHandshakeRate, transport, host: host, port: port,
+                                  reason: "TLS handshake rate per IP")
                 context.close(promise: nil)
                 return
             }

@@ -12,6 +12,10 @@ public struct TransportConfiguration: Sendable, Hashable {
     public var maxConnections: Int
     /// Open TCP/TLS connections from one remote IP address.
     public var maxConnectionsPerIP: Int
+    /// New TLS connections (handshakes) accepted per remote IP address per second; 0 for no limit.
+    public var maxTLSHandshakesPerIPPerSecond: Int
+    /// Sources the per-IP limits do not apply to (loopback by default).
+    public var limitExemptions: IPAddressSet
     /// A connection that has not sent one valid message within this time is closed.
     public var idleTimeoutBeforeFirstMessage: Duration
     /// A connection idle this long is closed, unless a binding still uses it.
@@ -32,7 +36,8 @@ public struct TransportConfiguration: Sendable, Hashable {
     public var serverHeader: String?
 
     public init(maxMessageBytes: Int = 65_536, maxHeaderCount: Int = 256, maxLineBytes: Int = 8_192,
-                maxConnections: Int = 20_000, maxConnectionsPerIP: Int = 256,
+                maxConnections: Int = 20_000, maxConnectionsPerIP: Int = 256, maxTLSHandshakesPerIPPerSecond: Int = 20,
+                limitExemptions: IPAddressSet = .loopback,
                 idleTimeoutBeforeFirstMessage: Duration = .seconds(30), idleTimeout: Duration = .seconds(7_200),
                 maxQueuedBytesPerConnection: Int = 1 << 20, t1: Duration = .milliseconds(500), t2: Duration = .seconds(4),
                 maxServerTransactions: Int = 200_000, udpVectorReadCount: Int = 8, localNames: [String] = [],
@@ -42,6 +47,8 @@ public struct TransportConfiguration: Sendable, Hashable {
         self.maxLineBytes = maxLineBytes
         self.maxConnections = maxConnections
         self.maxConnectionsPerIP = maxConnectionsPerIP
+        self.maxTLSHandshakesPerIPPerSecond = maxTLSHandshakesPerIPPerSecond
+        self.limitExemptions = limitExemptions
         self.idleTimeoutBeforeFirstMessage = idleTimeoutBeforeFirstMessage
         self.idleTimeout = idleTimeout
         self.maxQueuedBytesPerConnection = maxQueuedBytesPerConnection
@@ -69,6 +76,7 @@ public enum TransportCounter: String, Sendable, CaseIterable {
     case retransmissionsAbsorbed = "retransmissions_absorbed"
     case connectionsRefusedTotalLimit = "connections_refused_total_limit"
     case connectionsRefusedPerIPLimit = "connections_refused_per_ip_limit"
+    case connectionsRefusedHandshakeRate = "connections_refused_handshake_rate"
     case connectionsClosedIdle = "connections_closed_idle"
     case connectionsClosedStuck = "connections_closed_stuck"
     case framingErrors = "framing_errors"

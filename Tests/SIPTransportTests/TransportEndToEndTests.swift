@@ -271,6 +271,7 @@ import Testing
     @Test func connectionLimitsAndIdleTimeout() async throws {
         var config = TransportConfiguration()
         config.maxConnectionsPerIP = 2
+        config.limitExemptions = .empty  // loopback is exempt by default
         config.idleTimeoutBeforeFirstMessage = .milliseconds(300)
         let h = try await Harness.start(config, tls: false)
         let a = try await TCPPeer.connect(port: h.tcp)
@@ -286,6 +287,46 @@ import Testing
         #expect(a.channel.isActive)
         #expect(h.dispatcher.counterValues[.connectionsClosedIdle] == 1)
         try? await a.channel.close()
+        await h.stop()
+    }
+
+    @Test func tlsHandshakeRatePerIPTriggersAndLifts() async throws {
+        var config = TransportConfiguration()
+        config.maxTLSHandshakesPerIPPerSecond = 3
+        config.limitExemptions = .empty
+        let h = try await Harness.start(config)
+        var peers: [TCPPeer] = []
+        for _ in 0..<6 { peers.append(try await TCPPeer.connect(port: h.tls)) }
+        // The connections beyond the rate are closed at once, before any handshake.
+        var closed = 0
+        for p in peers {
+            try await Task.sleep(for: .milliseconds(20))
+            if !p.channel.isActive { closed += 1 }
+        }
+        let refused = h.dispatcher.counterValues[.connectionsRefusedHandshakeRate] ?? 0
+        #expect(refused >= 2 && refused <= 3, "refused \(refused)")
+        #expect(closed == refused)
+        // A new second: the source may connect again.
+        try await Task.sleep(for: .milliseconds(1_100))
+        let later = try await TCPPeer.connect(port: h.tls)
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(later.channel.isActive)
+        #expect(h.dispatcher.counterValues[.connectionsRefusedHandshakeRate] == refused)
+        for p in peers + [later] { try? await p.channel.close() }
+        await h.stop()
+    }
+
+    @Test func loopbackIsExemptFromPerIPLimitsByDefault() async throws {
+        var config = TransportConfiguration()
+        config.maxConnectionsPerIP = 1
+        config.maxTLSHandshakesPerIPPerSecond = 1
+        let h = try await Harness.start(config)
+        var peers: [TCPPeer] = []
+        for _ in 0..<3 { peers.append(try await TCPPeer.connect(port: h.tls)) }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(peers.allSatisfy { $0.channel.isActive })
+        #expect(h.dispatcher.counterValues[.connectionsRefusedPerIPLimit] == nil)
+        for p in peers { try? await p.channel.close() }
         await h.stop()
     }
 }

@@ -1,0 +1,297 @@
+public import SIPMessage
+
+/// What the authenticator saw, for logs and metrics.
+public enum AuthenticationEvent: Sendable, Hashable {
+    /// Why an authentication failed.
+    public enum Failure: String, Sendable, Hashable {
+        /// Wrong password or unknown user: deliberately one reason (nobody outside can tell them apart).
+        case badCredentials = "bad_credentials"
+        /// A nonce this server never issued (or for another realm).
+        case badNonce = "bad_nonce"
+        /// A nonce-count already used with this nonce.
+        case replay
+        /// Credentials that are not a usable digest response (missing fields, unknown algorithm, no qop).
+        case malformed
+        /// A certificate naming another address of record.
+        case certificateMismatch = "certificate_mismatch"
+        /// Certificate mode and no usable certificate.
+        case certificateMissing = "certificate_missing"
+        /// Authenticated, but for another address of record.
+        case notOwner = "not_owner"
+    }
+
+    /// Which limit a source met.
+    public enum Limit: String, Sendable, Hashable {
+        case failuresPerSource = "failed_auth_per_source"
+        case failuresPerUser = "failed_auth_per_user"
+        case registersPerSource = "register_rate_per_source"
+    }
+
+    case challenged(realm: String, stale: Bool)
+    case authenticated(identity: String, method: SIPAuthenticationMethod, source: String)
+    case failed(Failure, user: String?, realm: String, source: String)
+    /// A request refused by a limit. `first` is true for the request that started the block: log that one only.
+    case limited(Limit, key: String, untilMilliseconds: Int64, first: Bool)
+}
+
+/// The authorization step of the receive chain (before the registrar): digest
+/// authentication with stateless nonces (RFC 3261 22.4, RFC 7616, RFC 8760),
+/// client-certificate identities (RFC 5922-style subjectAltName URIs), address-of-
+/// record ownership, and abuse limits.
+///
+/// An unknown user and a wrong password are indistinguishable from outside: both get
+/// the same fresh challenge after the same work (a stand-in HA1 is derived for unknown
+/// users and checked exactly like a real one).
+///
+/// ```swift
+/// let auth = try Authenticator(configuration: .init(mode: .digest), users: table, hashing: hashing,
+///                              secret: randomBytes)
+/// dispatcher.receivers = [auth, registrar]
+/// ```
+public final class Authenticator: SIPReceiver {
+    public let configuration: AuthenticationConfiguration
+    let hashing: any DigestHashing
+    let clock: any RegistrarClock
+    let serverHeader: String?
+    let domains: DomainMatcher
+    let nonces: DigestNonces
+    let secret: [UInt8]
+    let usersState: LockedState<UserTable>
+    let sourceFailures: WindowLimiter
+    let userFailures: WindowLimiter
+    let registerRate: WindowLimiter
+    let observer: (@Sendable (AuthenticationEvent) -> Void)?
+
+    /// - Parameters:
+    ///   - configuration: modes and limits.
+    ///   - users: the users file's entries (replace them later with ``replaceUsers(_:)``).
+    ///   - hashing: the SHA-256/MD5/HMAC implementation.
+    ///   - secret: the nonce key, at least 16 random bytes; nodes that share it accept each other's nonces.
+    ///   - domains: the served domains (empty: all), used to pick the realm of non-REGISTER requests.
+    ///   - serverHeader: a Server header for the answers.
+    ///   - observer: called for every challenge, success, failure and limit hit.
+    public init(configuration: AuthenticationConfiguration, users: UserTable, hashing: any DigestHashing, secret: [UInt8],
+                domains: [String] = [], clock: any RegistrarClock = SystemRegistrarClock(), serverHeader: String? = nil,
+                observer: (@Sendable (AuthenticationEvent) -> Void)? = nil) throws(RegistrarConfigurationError) {
+        try configuration.validate()
+        guard secret.count >= 16 else { throw .invalid("the nonce secret must be at least 16 bytes") }
+        self.configuration = configuration
+        self.hashing = hashing
+        self.clock = clock
+        self.serverHeader = serverHeader
+        self.domains = DomainMatcher(domains)
+        self.secret = secret
+        self.nonces = DigestNonces(secret: secret, hashing: hashing, lifetimeSeconds: configuration.nonceLifetime,
+                                   maxTracked: configuration.maxTrackedNonces)
+        self.usersState = LockedState(users)
+        self.sourceFailures = WindowLimiter(policy: configuration.failuresPerSource)
+        self.userFailures = WindowLimiter(policy: configuration.failuresPerUser)
+        self.registerRate = WindowLimiter(policy: configuration.registersPerSource)
+        self.observer = observer
+    }
+
+    /// Swaps in a new users table (a reloaded users file); requests in flight finish with the old one.
+    public func replaceUsers(_ users: UserTable) {
+        usersState.withLock { $0 = users }
+    }
+
+    public var userCount: Int { usersState.withLock { $0.count } }
+
+    // MARK: Receiving
+
+    public func receive(_ request: SIPRequest, from source: SIPSource) async -> SIPReceiveOutcome {
+        authorize(request, from: source)
+    }
+
+    /// The decision, synchronously (no suspension: everything is in memory).
+    public func authorize(_ request: SIPRequest, from source: SIPSource) -> SIPReceiveOutcome {
+        let method = request.method
+        // ACK and CANCEL cannot be challenged (RFC 3261 22.1).
+        if method == .ack || method == .cancel { return .pass }
+        let isRegister = method == .register
+        let now = clock.nowMilliseconds()
+        let ip = source.remoteHost
+        let exempt = configuration.exemptSources.contains(ip)
+
+        if isRegister && !exempt {
+            if case .blocked(let until, let first) = registerRate.record(ip, now: now) {
+                observer?(.limited(.registersPerSource, key: ip, untilMilliseconds: until, first: first))
+                return limited(request, status: 503, reason: "Too Many Requests From This Address", until: until, now: now)
+            }
+        }
+        if !exempt && sourceFailures.isBlocked(ip, now: now) {
+            return limited(request, status: 403, reason: "Too Many Failed Authentications", until: nil, now: now)
+        }
+
+        // Which address is claimed, and so which domain's mode and realm apply.
+        let realm: String
+        var aor: String?
+        if isRegister {
+            guard let to = try? request.headers.to, to.uri.isSIP, let a = normalizedAOR(to.uri) else { return .pass }
+            aor = a
+            realm = to.uri.hostName
+        } else {
+            // Requests to the server itself (OPTIONS pings) and from trusted proxies are not challenged.
+            if request.uri.user == nil || configuration.trustedSources.contains(ip) { return .pass }
+            if let from = try? request.headers.from, from.uri.isSIP, domains.serves(from.uri.hostName) {
+                realm = from.uri.hostName
+            } else {
+                realm = request.uri.hostName
+            }
+        }
+        let mode = configuration.mode(for: isRegister ? realm : request.uri.hostName)
+        if mode == .off { return .pass }
+
+        // A verified client certificate naming the address of record (RFC 5922 style subjectAltName URI).
+        if mode.allowsCertificate, let peer = source.tlsPeer, peer.verified, source.transport == .tls {
+            let identities = peer.sipURIs.compactMap { text -> (String, String)? in
+                guard let uri = SIPURI.parse(Substring(text)), let a = normalizedAOR(uri) else { return nil }
+                return (text, a)
+            }
+            if !identities.isEmpty {
+                let claimed = aor ?? fromAOR(request)
+                if let claimed, let match = identities.first(where: { DigestUser.sameAOR($0.1, claimed) }) {
+                    return accept(request, source: source, identity: match.0, method: .certificate)
+                }
+                observer?(.failed(.certificateMismatch, user: identities.first?.0, realm: realm, source: source.remoteAddress))
+                return respond(request, status: 403, reason: "Certificate Identity Does Not Match")
+            }
+        }
+        guard mode.allowsDigest else {
+            observer?(.failed(.certificateMissing, user: nil, realm: realm, source: source.remoteAddress))
+            return respond(request, status: 403, reason: "Client Certificate Required")
+        }
+        return digest(request, source: source, realm: realm, aor: aor, exempt: exempt, now: now)
+    }
+
+    // MARK: Digest
+
+    func digest(_ request: SIPRequest, source: SIPSource, realm: String, aor: String?, exempt: Bool, now: Int64) -> SIPReceiveOutcome {
+        let fields = (try? request.headers.authorization) ?? []
+        guard let credentials = fields.first(where: {
+            $0.scheme.lowercased() == "digest" && ($0["realm"] ?? "").lowercased() == realm
+        }) else {
+            // No credentials for this realm yet: the normal first leg.
+            return challenge(request, realm: realm, stale: false, now: now)
+        }
+        guard let username = credentials["username"], !username.isEmpty,
+              let nonce = credentials["nonce"], let digestURI = credentials["uri"],
+              let response = credentials["response"], let qop = credentials["qop"], qop.lowercased() == "auth",
+              let ncText = credentials["nc"], ncText.utf8.count == 8, let nc = UInt32(ncText, radix: 16), nc > 0,
+              let cnonce = credentials["cnonce"], !cnonce.isEmpty,
+              let algorithm = credentials["algorithm"].map({ DigestAlgorithm(token: $0) }) ?? .md5,
+              configuration.algorithms.contains(algorithm) else {
+            return failure(.malformed, request, source: source, user: credentials["username"], realm: realm, exempt: exempt, now: now)
+        }
+        let userKey = username + "@" + realm
+        if userFailures.isBlocked(userKey, now: now) {
+            return limited(request, status: 403, reason: "Too Many Failed Authentications", until: nil, now: now)
+        }
+        // RFC 7616 3.4.6: the digest-uri names the Request-URI.
+        if digestURI != request.uri.description {
+            guard let u = SIPURI.parse(Substring(digestURI)), u == request.uri else {
+                return respond(request, status: 400, reason: "Digest URI Does Not Match Request-URI")
+            }
+        }
+
+        let nonceState = nonces.check(nonce, realm: realm, now: now)
+        if nonceState == .invalid {
+            return failure(.badNonce, request, source: source, user: username, realm: realm, exempt: exempt, now: now)
+        }
+
+        // The same work for a known and an unknown user: a stand-in HA1 is always derived.
+        let standIn = hexString(hashing.hmacSHA256(key: secret, Array("\(algorithm.rawValue):\(username):\(realm)".utf8))
+            .prefix(algorithm.hexLength / 2))
+        let user = usersState.withLock { $0.lookup(user: username, realm: realm) }
+        let ha1 = user?.ha1[algorithm] ?? standIn
+        let ha2 = hashing.hexHash(algorithm, request.method.rawValue + ":" + digestURI)
+        let expected = hashing.hexHash(algorithm, [ha1, nonce, ncText, cnonce, qop, ha2].joined(separator: ":"))
+        guard constantTimeEqual(Array(expected.utf8), Array(response.lowercased().utf8)), let user, user.ha1[algorithm] != nil else {
+            return failure(.badCredentials, request, source: source, user: username, realm: realm, exempt: exempt, now: now)
+        }
+
+        // The password was right. Now the nonce's age and count.
+        guard case .valid(let issued) = nonceState else {
+            return challenge(request, realm: realm, stale: true, now: now)
+        }
+        switch nonces.use(nonce, issuedAt: issued, count: nc, now: now) {
+        case .fresh: break
+        case .forgotten: return challenge(request, realm: realm, stale: true, now: now)
+        case .replayed:
+            observer?(.failed(.replay, user: username, realm: realm, source: source.remoteAddress))
+            return challenge(request, realm: realm, stale: false, now: now)
+        }
+
+        if let aor, !user.owns(aor: aor) {
+            observer?(.failed(.notOwner, user: user.aor, realm: realm, source: source.remoteAddress))
+            return respond(request, status: 403, reason: "Not Allowed To Register This Address")
+        }
+        return accept(request, source: source, identity: user.aor, method: .digest)
+    }
+
+    func failure(_ reason: AuthenticationEvent.Failure, _ request: SIPRequest, source: SIPSource, user: String?, realm: String,
+                 exempt: Bool, now: Int64) -> SIPReceiveOutcome {
+        observer?(.failed(reason, user: user, realm: realm, source: source.remoteAddress))
+        if !exempt, case .blocked(let until, let first) = sourceFailures.record(source.remoteHost, now: now) {
+            observer?(.limited(.failuresPerSource, key: source.remoteHost, untilMilliseconds: until, first: first))
+        }
+        if let user, case .blocked(let until, let first) = userFailures.record(user + "@" + realm, now: now) {
+            observer?(.limited(.failuresPerUser, key: user + "@" + realm, untilMilliseconds: until, first: first))
+        }
+        return challenge(request, realm: realm, stale: false, now: now)
+    }
+
+    // MARK: Answers
+
+    func accept(_ request: SIPRequest, source: SIPSource, identity: String, method: SIPAuthenticationMethod) -> SIPReceiveOutcome {
+        var s = source
+        s.authenticatedIdentity = identity
+        s.authenticationMethod = method
+        observer?(.authenticated(identity: identity, method: method, source: source.remoteAddress))
+        return .forward(request, s)
+    }
+
+    /// 401 with one challenge per algorithm (RFC 8760 4: SHA-256 first), a fresh nonce each time.
+    func challenge(_ request: SIPRequest, realm: String, stale: Bool, now: Int64) -> SIPReceiveOutcome {
+        observer?(.challenged(realm: realm, stale: stale))
+        var r = SIPResponse(to: request, statusCode: 401, toTag: SIPResponse.randomTag(), server: serverHeader)
+        let quotedRealm = realm.replacingQuotes()
+        for algorithm in configuration.algorithms {
+            let nonce = nonces.make(realm: realm, now: now)
+            var value = "Digest realm=\"\(quotedRealm)\", nonce=\"\(nonce)\", algorithm=\(algorithm.rawValue), qop=\"auth\""
+            if stale { value += ", stale=true" }
+            r.headers.add(.wwwAuthenticate, value)
+        }
+        return .respond(r)
+    }
+
+    func respond(_ request: SIPRequest, status: Int, reason: String) -> SIPReceiveOutcome {
+        .respond(SIPResponse(to: request, statusCode: status, reasonPhrase: reason, toTag: SIPResponse.randomTag(),
+                             server: serverHeader))
+    }
+
+    func limited(_ request: SIPRequest, status: Int, reason: String, until: Int64?, now: Int64) -> SIPReceiveOutcome {
+        if configuration.limitAction == .drop { return .discard }
+        var r = SIPResponse(to: request, statusCode: status, reasonPhrase: reason, toTag: SIPResponse.randomTag(),
+                            server: serverHeader)
+        if let until { r.headers.add(.retryAfter, String(max(1, (until - now + 999) / 1000))) }
+        return .respond(r)
+    }
+
+    func fromAOR(_ request: SIPRequest) -> String? {
+        guard let from = try? request.headers.from, from.uri.isSIP else { return nil }
+        return normalizedAOR(from.uri)
+    }
+}
+
+extension String {
+    /// A realm inside a quoted-string: quotes and backslashes escaped.
+    func replacingQuotes() -> String {
+        var out = ""
+        for c in self {
+            if c == "\"" || c == "\\" { out.append("\\") }
+            out.append(c)
+        }
+        return out
+    }
+}

@@ -1,0 +1,77 @@
+internal import COpenSSL
+
+/// Hashes, HMAC and random bytes from the same OpenSSL the TLS legs use, so the
+/// product carries one cryptographic library. Digest authentication (RFC 8760:
+/// SHA-256 and MD5) and its stateless nonces are built on these.
+public enum OpenSSLHashing {
+    /// A message digest OpenSSL computes.
+    public enum Algorithm: Sendable, Hashable {
+        case sha256
+        case md5
+
+        var evp: OpaquePointer? {
+            switch self {
+            case .sha256: return EVP_sha256()
+            case .md5: return EVP_md5()
+            }
+        }
+
+        /// Length of a digest in bytes.
+        public var length: Int { self == .sha256 ? 32 : 16 }
+    }
+
+    /// The digest of `bytes`.
+    public static func hash(_ algorithm: Algorithm, _ bytes: some Collection<UInt8>) -> [UInt8] {
+        OpenSSLErrors.clear()
+        var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        let ok = withContiguous(bytes) { input in
+            out.withUnsafeMutableBufferPointer { o in
+                EVP_Digest(input.baseAddress, input.count, o.baseAddress, &length, algorithm.evp, nil)
+            }
+        }
+        // EVP_Digest fails only when the allocator does; a digest cannot be faked, so stop.
+        precondition(ok == 1, "EVP_Digest failed: \(OpenSSLErrors.drain())")
+        return Array(out[0..<Int(length)])
+    }
+
+    /// HMAC-SHA-256 of `message` under `key`.
+    public static func hmacSHA256(key: some Collection<UInt8>, _ message: some Collection<UInt8>) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        let result = withContiguous(key) { k in
+            withContiguous(message) { m in
+                out.withUnsafeMutableBufferPointer { o in
+                    HMAC(EVP_sha256(), k.baseAddress, Int32(k.count), m.baseAddress, m.count, o.baseAddress, &length)
+                }
+            }
+        }
+        precondition(result != nil, "HMAC failed: \(OpenSSLErrors.drain())")
+        return Array(out[0..<Int(length)])
+    }
+
+    /// `count` bytes from OpenSSL's CSPRNG.
+    public static func randomBytes(_ count: Int) throws(TLSError) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        let ok = out.withUnsafeMutableBufferPointer { RAND_bytes($0.baseAddress, Int32($0.count)) }
+        guard ok == 1 else { throw TLSError.configuration("no random bytes from RAND_bytes", stack: OpenSSLErrors.drain()) }
+        return out
+    }
+
+    /// Lower-case hex of a digest.
+    public static func hex(_ bytes: some Sequence<UInt8>) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.underestimatedCount * 2)
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func withContiguous<R>(_ bytes: some Collection<UInt8>, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        if let r = bytes.withContiguousStorageIfAvailable(body) { return r }
+        return Array(bytes).withUnsafeBufferPointer(body)
+    }
+}
