@@ -42,7 +42,8 @@ let package = Package(
 
         // The registrar: RFC 3261 10.3, SIPS rules, scheme-filtered lookup. Message layer only.
         .target(name: "SIPRegistrar", dependencies: ["SIPMessage"], swiftSettings: strictSettings),
-        .testTarget(name: "SIPRegistrarTests", dependencies: ["SIPRegistrar"], swiftSettings: strictSettings),
+        // The tests take digest hashing from SIPTLS (OpenSSL), as the server does.
+        .testTarget(name: "SIPRegistrarTests", dependencies: ["SIPRegistrar", "SIPTLS"], swiftSettings: strictSettings),
 
         // TLS on the system OpenSSL 3 (Debian's libssl-dev), through memory BIOs.
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl",

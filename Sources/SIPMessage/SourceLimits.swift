@@ -95,12 +95,13 @@ public struct IPAddressSet: Sendable, Hashable, CustomStringConvertible {
 /// An entry of an address list that is not an IP address or network.
 public struct IPAddressSetError: Error, Sendable, Hashable, CustomStringConvertible {
     public var entry: String
+    public init(entry: String) { self.entry = entry }
     public var description: String { "'\(entry)' is not an IP address or ADDRESS/PREFIX network" }
 }
 
 /// Counts events per key (a source address, a user) in fixed windows; a key that
-/// exceeds the limit within a window is blocked until the window ends plus a
-/// cooldown. Memory is bounded: at most `capacity` keys are tracked, and a key that
+/// exceeds the limit within a window is blocked for a cooldown (or the rest of the
+/// window). Memory is bounded: at most `capacity` keys are tracked, and a key that
 /// cannot be tracked is let through (another limit, such as the per-address one,
 /// still applies to it).
 public final class WindowLimiter: Sendable {
@@ -110,7 +111,8 @@ public final class WindowLimiter: Sendable {
         public var limit: Int
         /// The window length in milliseconds.
         public var windowMilliseconds: Int64
-        /// After the limit is exceeded the key stays blocked this long (from the event that exceeded it).
+        /// After the limit is exceeded the key stays blocked this long (from the event that exceeded it);
+        /// 0 blocks it for the rest of the window. Counting starts afresh when a block ends.
         public var cooldownMilliseconds: Int64
 
         public init(limit: Int, windowMilliseconds: Int64, cooldownMilliseconds: Int64 = 0) {
@@ -160,14 +162,17 @@ public final class WindowLimiter: Sendable {
         return state.withLock { t in
             if var e = t.entries[key] {
                 if now < e.blockedUntil { return .blocked(until: e.blockedUntil, firstInWindow: false) }
-                if now - e.windowStart >= policy.windowMilliseconds {
+                // A new window, or a block that has ended: counting starts again.
+                if e.blockedUntil != 0 || now - e.windowStart >= policy.windowMilliseconds {
                     e.windowStart = now
                     e.count = 0
+                    e.blockedUntil = 0
                 }
                 e.count += 1
                 if e.count > policy.limit {
-                    let windowEnd = e.windowStart + policy.windowMilliseconds
-                    e.blockedUntil = max(windowEnd, now + policy.cooldownMilliseconds)
+                    // Blocked for the cooldown, or (without one) for the rest of the window.
+                    e.blockedUntil = policy.cooldownMilliseconds > 0 ? now + policy.cooldownMilliseconds
+                        : e.windowStart + policy.windowMilliseconds
                     t.entries[key] = e
                     return .blocked(until: e.blockedUntil, firstInWindow: true)
                 }

@@ -1,3 +1,4 @@
+import SIPMessage
 import SIPRegistrar
 import SIPTLS
 import Yams
@@ -21,6 +22,8 @@ public struct ConfigurationOverrides: Sendable {
     public var store: String?
     public var admin: String?
     public var logLevel: String?
+    public var auth: String?
+    public var users: String?
 
     public init() {}
 }
@@ -30,7 +33,10 @@ public struct ConfigurationOverrides: Sendable {
 public enum ConfigurationLoader {
     /// The keys the file may hold, by section.
     static let schema: [String: Set<String>] = [
-        "": ["listen", "tls", "registrar", "store", "admin", "log_level"],
+        "": ["listen", "tls", "registrar", "store", "admin", "log_level", "auth", "limits"],
+        "auth": ["mode", "users", "domains", "realm", "nonce_lifetime", "secret_file", "trusted"],
+        "limits": ["failed_auth_per_source", "failed_auth_per_user", "failed_auth_window", "block_seconds",
+                   "registers_per_source", "connections_per_source", "tls_handshakes_per_source", "exempt", "action"],
         "listen": ["udp", "tcp", "tls"],
         "tls": ["certificate", "key", "key_passphrase", "ca", "client_certificates"],
         "registrar": ["domains", "min_expires", "max_expires", "default_expires", "max_contacts", "non_register"],
@@ -134,6 +140,10 @@ public enum ConfigurationLoader {
                         }
                     }
                 }
+            case "auth":
+                try applyAuth(v, to: &c.security, fail: fail)
+            case "limits":
+                try applyLimits(v, to: &c.security, fail: fail)
             case "store":
                 guard let s = v.string, let spec = StoreSpec(s) else {
                     throw fail(v, "store must be memory, sqlite:PATH or postgres://... (got '\(v.string ?? "?")')")
@@ -151,6 +161,80 @@ public enum ConfigurationLoader {
                 c.logLevel = v.string ?? ""
                 guard ServerConfiguration.logLevels.contains(c.logLevel) else {
                     throw fail(v, "log_level must be one of \(ServerConfiguration.logLevels.joined(separator: ", "))")
+                }
+            }
+        }
+    }
+
+    static func applyAuth(_ v: Node, to s: inout SecuritySettings, fail: (Node, String) -> ConfigurationError) throws(ConfigurationError) {
+        guard let m = v.mapping else { throw fail(v, "'auth' must be a mapping") }
+        let modes = AuthenticationMode.allCases.map(\.rawValue).joined(separator: ", ")
+        for (k, value) in m {
+            guard let name = k.string, schema["auth"]!.contains(name) else { throw fail(k, "unknown key 'auth.\(k.string ?? "?")'") }
+            switch name {
+            case "mode":
+                let text = value.string ?? ""
+                if text.isEmpty {
+                    s.auth = nil
+                } else {
+                    guard let mode = AuthenticationMode(rawValue: text) else { throw fail(value, "auth.mode must be one of \(modes) (got '\(text)')") }
+                    s.auth = mode
+                }
+            case "users":
+                let text = value.string ?? ""
+                s.users = text.isEmpty ? nil : text
+            case "secret_file":
+                let text = value.string ?? ""
+                s.secretFile = text.isEmpty ? nil : text
+            case "realm":
+                let text = value.string ?? ""
+                s.realm = text.isEmpty ? nil : text
+            case "nonce_lifetime":
+                guard let n = value.int, n > 0 else { throw fail(value, "auth.nonce_lifetime must be a positive number of seconds") }
+                s.nonceLifetime = n
+            case "trusted":
+                guard let seq = value.sequence else { throw fail(value, "auth.trusted must be a list of addresses or networks") }
+                s.trusted = seq.compactMap(\.string)
+                do throws(IPAddressSetError) { _ = try IPAddressSet(s.trusted) } catch { throw fail(value, "auth.trusted: \(error)") }
+            default:
+                guard let dm = value.mapping else { throw fail(value, "auth.domains must map a domain to a mode") }
+                var out: [String: AuthenticationMode] = [:]
+                for (dk, dv) in dm {
+                    guard let domain = dk.string, !domain.isEmpty else { throw fail(dk, "auth.domains: a domain name is needed") }
+                    guard let mode = AuthenticationMode(rawValue: dv.string ?? "") else {
+                        throw fail(dv, "auth.domains.\(domain) must be one of \(modes) (got '\(dv.string ?? "")')")
+                    }
+                    out[domain.lowercased()] = mode
+                }
+                s.authDomains = out
+            }
+        }
+    }
+
+    static func applyLimits(_ v: Node, to s: inout SecuritySettings, fail: (Node, String) -> ConfigurationError) throws(ConfigurationError) {
+        guard let m = v.mapping else { throw fail(v, "'limits' must be a mapping") }
+        for (k, value) in m {
+            guard let name = k.string, schema["limits"]!.contains(name) else { throw fail(k, "unknown key 'limits.\(k.string ?? "?")'") }
+            switch name {
+            case "exempt":
+                guard let seq = value.sequence else { throw fail(value, "limits.exempt must be a list of addresses or networks") }
+                s.exempt = seq.compactMap(\.string)
+                do throws(IPAddressSetError) { _ = try IPAddressSet(s.exempt) } catch { throw fail(value, "limits.exempt: \(error)") }
+            case "action":
+                guard let a = LimitAction(rawValue: value.string ?? "") else { throw fail(value, "limits.action must be reject or drop") }
+                s.limitAction = a
+            default:
+                guard let n = value.int, n >= 0 else { throw fail(value, "limits.\(name) must be a whole number ≥ 0") }
+                switch name {
+                case "failed_auth_per_source": s.failedAuthPerSource = n
+                case "failed_auth_per_user": s.failedAuthPerUser = n
+                case "failed_auth_window":
+                    guard n > 0 else { throw fail(value, "limits.failed_auth_window must be positive") }
+                    s.failedAuthWindow = n
+                case "block_seconds": s.blockSeconds = n
+                case "registers_per_source": s.registersPerSource = n
+                case "connections_per_source": s.connectionsPerSource = n
+                default: s.tlsHandshakesPerSource = n
                 }
             }
         }
@@ -202,6 +286,8 @@ public enum ConfigurationLoader {
         o.store = env["SIP_REGISTRAR_STORE"]
         o.admin = env["SIP_REGISTRAR_ADMIN"]
         o.logLevel = env["SIP_REGISTRAR_LOG_LEVEL"]
+        o.auth = env["SIP_REGISTRAR_AUTH"]
+        o.users = env["SIP_REGISTRAR_USERS"]
         if let p = env["SIP_REGISTRAR_KEY_PASSPHRASE"] { c.keyPassphrase = p }
         try apply(overrides: o, to: &c, origin: "environment SIP_REGISTRAR_")
     }
@@ -265,6 +351,13 @@ public enum ConfigurationLoader {
                 c.admin = addr
             }
         }
+        if let a = o.auth {
+            guard let mode = AuthenticationMode(rawValue: a) else {
+                throw ConfigurationError("\(name("auth")) must be one of \(AuthenticationMode.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(a)')")
+            }
+            c.security.auth = mode
+        }
+        if let u = o.users { c.security.users = u.isEmpty ? nil : u }
         if let l = o.logLevel {
             guard ServerConfiguration.logLevels.contains(l) else {
                 throw ConfigurationError("\(name("log-level")) must be one of \(ServerConfiguration.logLevels.joined(separator: ", ")) (got '\(l)')")

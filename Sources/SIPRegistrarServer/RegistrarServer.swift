@@ -47,8 +47,17 @@ public final class RegistrarServer: Sendable {
             throw ConfigurationError("--store \(config.store): the PostgreSQL store is not part of this build yet; use sqlite:PATH or memory")
         }
 
+        // Authentication: the users file and the nonce key are read before anything listens.
+        let security = config.security
+        let authConfig = try security.authenticationConfiguration()
+        let users = try security.users.map { path throws(ConfigurationError) in try UsersFile.load(path) } ?? UserTable()
+        let secret = try nonceSecret(security)
+
         var transportConfig = TransportConfiguration(serverHeader: "sip-registrar/\(SIPRegistrarVersion.current)")
         transportConfig.idleTimeout = .seconds(max(600, config.maxExpires + 60))
+        transportConfig.maxConnectionsPerIP = security.connectionsPerSource == 0 ? Int.max : security.connectionsPerSource
+        transportConfig.maxTLSHandshakesPerIPPerSecond = security.tlsHandshakesPerSource
+        transportConfig.limitExemptions = authConfig.exemptSources
         var transportLogger = logger
         transportLogger[metadataKey: "component"] = "transport"
         let dispatcher = Dispatcher(configuration: transportConfig, logger: transportLogger)
@@ -60,7 +69,18 @@ public final class RegistrarServer: Sendable {
         } catch {
             throw ConfigurationError(error.description)
         }
+        let authenticator: Authenticator
+        do {
+            authenticator = try Authenticator(configuration: authConfig, users: users, hashing: OpenSSLDigestHashing(), secret: secret,
+                                              domains: config.domains, clock: clock,
+                                              serverHeader: "sip-registrar/\(SIPRegistrarVersion.current)",
+                                              observer: authenticationObserver(metrics: metrics))
+        } catch {
+            throw ConfigurationError("auth: \(error.description)")
+        }
         let loaded = try await registrar.load()
+        // The chain: authorization (and the per-source limits), then the registrar.
+        dispatcher.addReceiver(authenticator)
         dispatcher.addReceiver(registrar)
         // A connection that carries a registration stays open while the binding lives.
         dispatcher.setFlowInUse { registrar.isFlowInUse($0) }
@@ -81,6 +101,12 @@ public final class RegistrarServer: Sendable {
 
         // Logged only now, so that a start-up failure is the single line a user sees.
         logger.info("bindings loaded", metadata: ["store": "\(config.store)", "sip.bindings": "\(loaded)"])
+        if authConfig.mode == .off {
+            let also = authConfig.domainModes.isEmpty ? "" : " (except the domains with their own auth mode)"
+            logger.warning("authentication is OFF: anyone can register any address\(also); give --users FILE (sip-registrar passwd makes one)")
+        } else {
+            logger.info("authentication", metadata: ["auth.mode": "\(authConfig.mode.rawValue)", "auth.users": "\(users.count)"])
+        }
         var services: [any Service] = [SIPService(dispatcher: dispatcher, logger: logger)]
         if let admin = config.admin {
             let router = AdminAPI.router(registrar: registrar, dispatcher: dispatcher, metrics: metrics, clock: clock)
@@ -97,9 +123,7 @@ public final class RegistrarServer: Sendable {
                                    logger: adminLogger)
             services.append(app)
         }
-        if let tlsStore {
-            services.append(ReloadOnHangup(store: tlsStore, logger: logger))
-        }
+        services.append(ReloadOnHangup(store: tlsStore, usersFile: security.users, authenticator: authenticator, logger: logger))
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint],
                                                       logger: logger))
         do {
@@ -169,6 +193,47 @@ public final class RegistrarServer: Sendable {
         }
     }
 
+    /// The nonce key: from the secret file (shared by several nodes), else random per start.
+    private func nonceSecret(_ security: SecuritySettings) throws(ConfigurationError) -> [UInt8] {
+        if let path = security.secretFile {
+            guard let text = ConfigurationLoader.readFile(path) else { throw ConfigurationError("\(path): cannot read the auth secret file") }
+            let bytes = Array(text.utf8.filter { $0 != 0x0a && $0 != 0x0d })
+            guard bytes.count >= 16 else { throw ConfigurationError("\(path): the auth secret must be at least 16 characters") }
+            return bytes
+        }
+        do {
+            return try OpenSSLHashing.randomBytes(32)
+        } catch {
+            throw ConfigurationError("auth: \(error)")
+        }
+    }
+
+    /// Metrics for every authentication event; a log line for each limit a source meets (once per block).
+    private func authenticationObserver(metrics: ServerMetrics) -> @Sendable (AuthenticationEvent) -> Void {
+        let logger = self.logger
+        return { event in
+            switch event {
+            case .challenged(_, let stale):
+                metrics.count("sip_auth_challenges_total", [("stale", stale ? "true" : "false")])
+            case .authenticated(let identity, let method, let source):
+                metrics.count("sip_auth_success_total", [("method", method.rawValue)])
+                logger.debug("authenticated", metadata: ["sip.identity": "\(identity)", "auth.method": "\(method.rawValue)",
+                                                         "net.peer": "\(source)"])
+            case .failed(let reason, let user, let realm, let source):
+                metrics.count("sip_auth_failures_total", [("reason", reason.rawValue)])
+                logger.debug("authentication failed", metadata: ["auth.reason": "\(reason.rawValue)", "sip.user": "\(user ?? "-")",
+                                                                 "sip.realm": "\(realm)", "net.peer": "\(source)"])
+            case .limited(let limit, let key, let until, let first):
+                metrics.count("sip_limit_refusals_total", [("limit", limit.rawValue)])
+                if first {
+                    let seconds = max(0, (until - SystemRegistrarClock().nowMilliseconds() + 999) / 1000)
+                    logger.warning("limit reached: requests refused", metadata: ["limit": "\(limit.rawValue)", "key": "\(key)",
+                                                                                 "seconds": "\(seconds)"])
+                }
+            }
+        }
+    }
+
     private func observe(registrar: Registrar, dispatcher: Dispatcher, metrics: ServerMetrics) {
         let logger = self.logger
         let events = registrar.events(bufferingNewest: 65_536)
@@ -188,7 +253,8 @@ public final class RegistrarServer: Sendable {
                 metrics.tlsHandshake(succeeded: ok)
                 if !ok { logger.notice("TLS handshake failed", metadata: ["net.peer": "\(remote)", "tls.error": "\(detail)"]) }
             case .connectionRefused(let t, let remote, let reason):
-                logger.notice("connection refused", metadata: ["net.transport": "\(t)", "net.peer": "\(remote)", "reason": "\(reason)"])
+                // The dispatcher reports a refusal once per reason and source per minute (all are counted).
+                logger.warning("connection refused", metadata: ["net.transport": "\(t)", "net.peer": "\(remote)", "reason": "\(reason)"])
             case .dropped(let reason, let remote):
                 logger.notice("message dropped", metadata: ["net.peer": "\(remote)", "reason": "\(reason)"])
             case .connectionOpened, .connectionClosed:
@@ -211,20 +277,33 @@ struct SIPService: Service {
     }
 }
 
-/// SIGHUP: reload the certificate files; new connections get the new certificate.
+/// SIGHUP: reload the certificate files (new connections get the new certificate) and
+/// the users file. A file that fails to load leaves the current one in force.
 struct ReloadOnHangup: Service {
-    let store: TLSContextStore
+    let store: TLSContextStore?
+    let usersFile: String?
+    let authenticator: Authenticator
     let logger: Logger
 
     func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sighup)
         await cancelWhenGracefulShutdown {
             for await _ in signals {
-                switch store.reload() {
+                switch store?.reload() {
                 case .success(let ctx):
                     logger.notice("TLS certificate reloaded", metadata: ["tls.sha256": "\(ctx.certificate?.fingerprintSHA256 ?? "?")"])
                 case .failure(let error):
                     logger.error("TLS certificate reload failed; keeping the current one", metadata: ["error": "\(error)"])
+                case nil:
+                    break
+                }
+                guard let usersFile else { continue }
+                do throws(ConfigurationError) {
+                    let table = try UsersFile.load(usersFile)
+                    authenticator.replaceUsers(table)
+                    logger.notice("users file reloaded", metadata: ["auth.users": "\(table.count)"])
+                } catch {
+                    logger.error("users file reload failed; keeping the current users", metadata: ["error": "\(error)"])
                 }
             }
         }

@@ -100,6 +100,8 @@ public struct ServerConfiguration: Sendable, Hashable {
     public var store: StoreSpec
     public var admin: ListenAddress?
     public var logLevel: String
+    /// Authentication and abuse limits.
+    public var security = SecuritySettings()
 
     /// The built-in defaults (the same as config/registrar.yaml).
     public static let defaults = ServerConfiguration(
@@ -132,6 +134,7 @@ public struct ServerConfiguration: Sendable, Hashable {
         if clientCertificates != .none && ca == nil {
             throw ConfigurationError("--client-certs \(clientCertificates.rawValue) needs --ca FILE")
         }
+        try security.validate(clientCertificates: clientCertificates)
         if !Self.logLevels.contains(logLevel) {
             throw ConfigurationError("log level '\(logLevel)' is not one of \(Self.logLevels.joined(separator: ", "))")
         }

@@ -35,6 +35,11 @@ final class ServerMetrics: Sendable {
         }
     }
 
+    /// Adds one to a counter.
+    func count(_ name: String, _ dims: [(String, String)] = []) {
+        counter(name, dims).increment()
+    }
+
     func gauge(_ name: String, _ dims: [(String, String)] = []) -> CoreMetrics.Gauge {
         CoreMetrics.Gauge(label: name, dimensions: dims, factory: factory)
     }

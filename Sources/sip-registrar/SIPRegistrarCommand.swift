@@ -10,7 +10,7 @@ struct SIPRegistrarCommand: AsyncParsableCommand {
         commandName: "sip-registrar",
         abstract: "A TLS-capable SIP/SIPS registrar.",
         version: SIPRegistrarVersion.current,
-        subcommands: [Serve.self, Lookup.self],
+        subcommands: [Serve.self, Lookup.self, Passwd.self],
         defaultSubcommand: Serve.self)
 
     /// Bad input exits 2 with one line; --help and --version exit 0.
@@ -58,6 +58,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Binding store: memory, sqlite:PATH or postgres://USER@HOST:PORT/DB.") var store: String?
     @Option(help: "Admin HTTP API HOST:PORT, or off.") var admin: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel: String?
+    @Option(help: "Authentication: off, digest, certificate or digest-or-certificate (default: digest with --users, else off).")
+    var auth: String?
+    @Option(help: "Users file for digest authentication (sip-registrar passwd writes it).") var users: String?
 
     func run() async throws {
         var o = ConfigurationOverrides()
@@ -74,6 +77,8 @@ struct Serve: AsyncParsableCommand {
         o.store = store
         o.admin = admin
         o.logLevel = logLevel
+        o.auth = auth
+        o.users = users
         var file = config
         if file == nil, FileManager.default.fileExists(atPath: "config/registrar.yaml") { file = "config/registrar.yaml" }
         if let f = config, !FileManager.default.fileExists(atPath: f) {
@@ -121,5 +126,43 @@ struct Lookup: AsyncParsableCommand {
         let contacts = answer.contacts ?? []
         for c in contacts { print(c.uri) }
         throw ExitCode(contacts.isEmpty ? 1 : 0)
+    }
+}
+
+struct Passwd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Set a user's digest password in a users file (read from standard input; only hashes are stored).",
+        discussion: """
+            The password is the first line of standard input (echo is off on a terminal). The entry stores \
+            H(user:realm:password) for SHA-256 and MD5. An existing entry is replaced and keeps its aliases \
+            unless --alias is given. Send SIGHUP to a running registrar to load the change.
+            """)
+
+    @Option(help: "The users file (created if missing, written with mode 600).") var users: String
+    @Option(help: "Another address of record this user may register (repeatable; replaces the aliases).") var alias: [String] = []
+    @Argument(help: "USER@DOMAIN: the user name and its realm (the domain of its address of record).") var address: String
+
+    func run() throws {
+        let password = Self.readPassword(prompt: "Password for \(address): ")
+        guard let password else { throw ConfigurationError("no password on standard input") }
+        let created = try UsersFile.setPassword(path: users, address: address, password: password,
+                                                aliases: alias.isEmpty ? nil : alias)
+        print("\(created ? "added" : "updated") \(address) in \(users)")
+    }
+
+    /// One line from standard input; on a terminal, prompted with echo turned off.
+    static func readPassword(prompt: String) -> String? {
+        guard isatty(STDIN_FILENO) == 1 else { return readLine(strippingNewline: true) }
+        FileHandle.standardError.write(Data(prompt.utf8))
+        var old = termios()
+        tcgetattr(STDIN_FILENO, &old)
+        var quiet = old
+        quiet.c_lflag &= ~tcflag_t(ECHO)
+        tcsetattr(STDIN_FILENO, TCSANOW, &quiet)
+        defer {
+            tcsetattr(STDIN_FILENO, TCSANOW, &old)
+            FileHandle.standardError.write(Data("\n".utf8))
+        }
+        return readLine(strippingNewline: true)
     }
 }

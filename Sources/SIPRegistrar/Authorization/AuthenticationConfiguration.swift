@@ -29,6 +29,9 @@ public struct AuthenticationConfiguration: Sendable, Hashable {
     public var mode: AuthenticationMode
     /// Per served domain (matching the domain and its subdomains), a mode that overrides `mode`.
     public var domainModes: [String: AuthenticationMode]
+    /// One realm for every domain; nil: each domain is its own realm (the To domain of a REGISTER).
+    /// With one realm the users file names users `user@REALM`, and aliases may span domains.
+    public var realm: String?
     /// A nonce is accepted this many seconds after it was issued; later it is answered `stale=true`.
     public var nonceLifetime: Int
     /// Challenges offered, in order of preference (RFC 8760: SHA-256 first).
@@ -49,7 +52,8 @@ public struct AuthenticationConfiguration: Sendable, Hashable {
     /// At most this many digest nonces are tracked for replay protection; older ones are then refused as stale.
     public var maxTrackedNonces: Int
 
-    public init(mode: AuthenticationMode = .digest, domainModes: [String: AuthenticationMode] = [:], nonceLifetime: Int = 300,
+    public init(mode: AuthenticationMode = .digest, domainModes: [String: AuthenticationMode] = [:], realm: String? = nil,
+                nonceLifetime: Int = 300,
                 algorithms: [DigestAlgorithm] = [.sha256, .md5],
                 failuresPerSource: WindowLimiter.Policy = .init(limit: 10, windowMilliseconds: 60_000, cooldownMilliseconds: 300_000),
                 failuresPerUser: WindowLimiter.Policy = .init(limit: 20, windowMilliseconds: 60_000, cooldownMilliseconds: 300_000),
@@ -58,6 +62,7 @@ public struct AuthenticationConfiguration: Sendable, Hashable {
                 maxTrackedNonces: Int = 1_000_000) {
         self.mode = mode
         self.domainModes = domainModes
+        self.realm = realm?.lowercased()
         self.nonceLifetime = nonceLifetime
         self.algorithms = algorithms
         self.failuresPerSource = failuresPerSource
@@ -71,6 +76,9 @@ public struct AuthenticationConfiguration: Sendable, Hashable {
 
     /// Checks the settings; throws a description of the first bad one.
     public func validate() throws(RegistrarConfigurationError) {
+        if let realm, realm.isEmpty || realm.contains(where: { $0 == "\"" || $0 == "\\" || $0 == " " }) {
+            throw .invalid("realm '\(realm)' must be a non-empty name without quotes or spaces")
+        }
         guard nonceLifetime > 0 else { throw .invalid("nonce lifetime must be positive (got \(nonceLifetime))") }
         guard !algorithms.isEmpty else { throw .invalid("at least one digest algorithm is needed") }
         guard maxTrackedNonces > 0 else { throw .invalid("max tracked nonces must be positive") }

@@ -124,22 +124,23 @@ public final class Authenticator: SIPReceiver {
         }
 
         // Which address is claimed, and so which domain's mode and realm apply.
-        let realm: String
+        let domain: String
         var aor: String?
         if isRegister {
             guard let to = try? request.headers.to, to.uri.isSIP, let a = normalizedAOR(to.uri) else { return .pass }
             aor = a
-            realm = to.uri.hostName
+            domain = to.uri.hostName
         } else {
             // Requests to the server itself (OPTIONS pings) and from trusted proxies are not challenged.
             if request.uri.user == nil || configuration.trustedSources.contains(ip) { return .pass }
             if let from = try? request.headers.from, from.uri.isSIP, domains.serves(from.uri.hostName) {
-                realm = from.uri.hostName
+                domain = from.uri.hostName
             } else {
-                realm = request.uri.hostName
+                domain = request.uri.hostName
             }
         }
-        let mode = configuration.mode(for: isRegister ? realm : request.uri.hostName)
+        let realm = configuration.realm ?? domain
+        let mode = configuration.mode(for: isRegister ? domain : request.uri.hostName)
         if mode == .off { return .pass }
 
         // A verified client certificate naming the address of record (RFC 5922 style subjectAltName URI).
@@ -204,8 +205,8 @@ public final class Authenticator: SIPReceiver {
             .prefix(algorithm.hexLength / 2))
         let user = usersState.withLock { $0.lookup(user: username, realm: realm) }
         let ha1 = user?.ha1[algorithm] ?? standIn
-        let ha2 = hashing.hexHash(algorithm, request.method.rawValue + ":" + digestURI)
-        let expected = hashing.hexHash(algorithm, [ha1, nonce, ncText, cnonce, qop, ha2].joined(separator: ":"))
+        let expected = Self.response(hashing, algorithm, ha1: ha1, nonce: nonce, nc: ncText, cnonce: cnonce, qop: qop,
+                                     method: request.method.rawValue, uri: digestURI)
         guard constantTimeEqual(Array(expected.utf8), Array(response.lowercased().utf8)), let user, user.ha1[algorithm] != nil else {
             return failure(.badCredentials, request, source: source, user: username, realm: realm, exempt: exempt, now: now)
         }
@@ -227,6 +228,13 @@ public final class Authenticator: SIPReceiver {
             return respond(request, status: 403, reason: "Not Allowed To Register This Address")
         }
         return accept(request, source: source, identity: user.aor, method: .digest)
+    }
+
+    /// RFC 7616 3.4.1 with `qop=auth`: `H(HA1:nonce:nc:cnonce:qop:H(method:uri))` in lower-case hex.
+    static func response(_ hashing: any DigestHashing, _ algorithm: DigestAlgorithm, ha1: String, nonce: String, nc: String,
+                         cnonce: String, qop: String, method: String, uri: String) -> String {
+        let ha2 = hashing.hexHash(algorithm, method + ":" + uri)
+        return hashing.hexHash(algorithm, [ha1, nonce, nc, cnonce, qop, ha2].joined(separator: ":"))
     }
 
     func failure(_ reason: AuthenticationEvent.Failure, _ request: SIPRequest, source: SIPSource, user: String?, realm: String,

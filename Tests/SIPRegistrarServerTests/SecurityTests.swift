@@ -1,0 +1,193 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Authentication and abuse limits of the real server, with real clients: Perl Net::SIP
+/// (digest MD5, client certificates), sipvicious `svwar`, and the `passwd` subcommand.
+@Suite(.serialized) struct ServerSecurityTests {
+    static let netsip = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("netsip/register.pl").path
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// A users file made with `sip-registrar passwd`.
+    func usersFile(_ entries: [(String, String)]) throws -> String {
+        let path = NSTemporaryDirectory() + "sipreg-users-\(UUID().uuidString)"
+        for (address, password) in entries {
+            let r = try run(ServerProcess.binary, ["passwd", "--users", path, address], input: password + "\n")
+            #expect(r.status == 0, "\(r.err)")
+        }
+        return path
+    }
+
+    func register(_ proto: String, _ port: Int, _ user: String, _ password: String? = nil, env: [String: String] = [:]) throws -> String {
+        let r = try run("/usr/bin/perl", [Self.netsip, proto, "127.0.0.1", String(port), user] + (password.map { [$0] } ?? []),
+                        timeout: 30, env: env)
+        return r.out + r.err
+    }
+
+    @Test func netSIPDigestOverUDPTCPAndTLS() throws {
+        let users = try usersFile([("alice@example.com", "wonderland"), ("bob@example.com", "builder")])
+        let s = try ServerProcess.start(["--users", users])
+        defer { s.stop() }
+        for (proto, port) in [("udp", s.udp), ("tcp", s.tcp), ("tls", s.tls)] {
+            #expect(try register(proto, port, "alice", "wonderland").hasPrefix("registered 600"), "\(proto)")
+        }
+        #expect(try lookup(s, "sip:alice@example.com").status == 0)
+        // Wrong password, no password, unknown user: all the same 401.
+        #expect(try register("udp", s.udp, "bob", "wrong").contains("Failed with code 401"))
+        #expect(try register("tcp", s.tcp, "bob").contains("Failed with code 401"))
+        #expect(try register("udp", s.udp, "mallory", "x").contains("Failed with code 401"))
+        #expect(try lookup(s, "sip:bob@example.com").status == 1)
+        let metrics = try http("GET", s.adminURL + "/metrics").body
+        #expect(metrics.contains("sip_auth_success_total{method=\"digest\"} 3"))
+        #expect(metrics.contains("sip_auth_failures_total{reason=\"bad_credentials\"} 2"))
+    }
+
+    @Test func clientCertificateIdentityMatchMismatchAndFallback() throws {
+        let dir = NSTemporaryDirectory() + "sipreg-pki-\(UUID().uuidString)"
+        #expect(try run("/bin/bash", [Self.root.path + "/certs/generate.sh", "--out", dir, "--client", "alice", "--client", "carol"]).status == 0)
+        let users = try usersFile([("bob@example.com", "builder"), ("carol@example.com", "c4rol")])
+        let s = try ServerProcess.start(["--users", users, "--auth", "digest-or-certificate", "--cert", dir + "/server.pem",
+                                         "--key", dir + "/server.key", "--ca", dir + "/ca.pem", "--client-certs", "optional"])
+        defer { s.stop() }
+        let alice = ["CLIENT_CERT": dir + "/alice.pem", "CLIENT_KEY": dir + "/alice.key"]
+        // alice has no password at all: her certificate is her identity.
+        #expect(try register("tls", s.tls, "alice", env: alice).hasPrefix("registered"))
+        let shown = try http("GET", s.adminURL + "/v1/bindings?aor=sip:alice@example.com").body
+        #expect(shown.contains("\"tls_identity\":\"sip:alice@example.com\""), "\(shown)")
+        // alice's certificate for carol's address: refused, even with carol's password.
+        #expect(try register("tls", s.tls, "carol", "c4rol", env: alice).contains("Failed with code 403"))
+        // No certificate: digest.
+        #expect(try register("tls", s.tls, "bob", "builder").hasPrefix("registered"))
+        #expect(try register("tls", s.tls, "alice").contains("Failed with code 401"))
+        #expect(try lookup(s, "sip:carol@example.com").status == 1)
+    }
+
+    @Test func certificateModeNeedsACertificate() throws {
+        let dir = NSTemporaryDirectory() + "sipreg-pki-\(UUID().uuidString)"
+        #expect(try run("/bin/bash", [Self.root.path + "/certs/generate.sh", "--out", dir, "--client", "alice"]).status == 0)
+        let s = try ServerProcess.start(["--auth", "certificate", "--cert", dir + "/server.pem", "--key", dir + "/server.key",
+                                         "--ca", dir + "/ca.pem", "--client-certs", "optional"])
+        defer { s.stop() }
+        #expect(try register("tls", s.tls, "alice", env: ["CLIENT_CERT": dir + "/alice.pem", "CLIENT_KEY": dir + "/alice.key"])
+            .hasPrefix("registered"))
+        #expect(try register("tls", s.tls, "alice").contains("Failed with code 403"))
+        #expect(try register("udp", s.udp, "alice").contains("Failed with code 403"))
+    }
+
+    @Test func failedAuthenticationsBlockTheSourceThenTheBlockLifts() throws {
+        let users = try usersFile([("alice@example.com", "wonderland")])
+        let config = NSTemporaryDirectory() + "sipreg-\(UUID().uuidString).yaml"
+        try """
+            auth:
+              users: \(users)
+            limits:
+              exempt: []
+              failed_auth_per_source: 3
+              failed_auth_window: 60
+              block_seconds: 3
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let s = try ServerProcess.start(["--config", config])
+        defer { s.stop() }
+        for _ in 0..<4 { #expect(try register("udp", s.udp, "alice", "guess").contains("Failed with code 401")) }
+        // Blocked now: even the right password is refused from this source, and TCP from it too.
+        #expect(try register("udp", s.udp, "alice", "wonderland").contains("Failed with code 403"))
+        #expect(try register("tcp", s.tcp, "alice", "wonderland").contains("Failed with code 403"))
+        let metrics = try http("GET", s.adminURL + "/metrics").body
+        #expect(metrics.contains("sip_limit_refusals_total{limit=\"failed_auth_per_source\"}"))
+        // Logged once for the block, not once per refused request.
+        #expect(s.errors.components(separatedBy: "limit reached").count - 1 == 1, "\(s.errors)")
+        sleep(4)
+        #expect(try register("udp", s.udp, "alice", "wonderland").hasPrefix("registered"))
+    }
+
+    @Test func registerRateLimitAnswers503() throws {
+        let config = NSTemporaryDirectory() + "sipreg-\(UUID().uuidString).yaml"
+        try "limits:\n  exempt: []\n  registers_per_source: 5\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let s = try ServerProcess.start(["--config", config])
+        defer { s.stop() }
+        var codes: [String] = []
+        for i in 0..<8 {
+            let answer = SIPClient.udp(SIPClient.register(user: "r\(i)", contact: "<sip:r\(i)@127.0.0.1:9>"), port: s.udp) ?? ""
+            codes.append(String(answer.prefix(11)))
+        }
+        #expect(codes.filter { $0 == "SIP/2.0 200" }.count >= 5)
+        #expect(codes.contains("SIP/2.0 503"))
+        sleep(1)
+        let later = SIPClient.udp(SIPClient.register(user: "late", contact: "<sip:late@127.0.0.1:9>"), port: s.udp) ?? ""
+        #expect(later.hasPrefix("SIP/2.0 200"))
+    }
+
+    @Test func svwarLearnsNoExtension() throws {
+        let users = try usersFile([("100@example.com", "pw100"), ("150@example.com", "pw150"), ("199@example.com", "pw199")])
+        let s = try ServerProcess.start(["--users", users])
+        defer { s.stop() }
+        for method in ["REGISTER", "INVITE", "OPTIONS"] {
+            let started = Date()
+            let r = try run("/usr/bin/svwar", ["--force", "-e100-200", "-m", method, "--domain", "example.com", "-p", String(s.udp),
+                                              "-P", String(freeUDPPort()), "127.0.0.1"], timeout: 120)
+            let text = r.out + r.err
+            #expect(Date().timeIntervalSince(started) < 110, "\(method): svwar did not finish")
+            #expect(text.contains("found nothing"), "\(method): \(text.suffix(600))")
+            for ext in ["100", "150", "199"] {
+                #expect(!text.contains("| \(ext) "), "\(method) found \(ext)")
+            }
+        }
+    }
+
+    @Test func passwdStoresOnlyHashesAndKeepsAliases() throws {
+        let path = NSTemporaryDirectory() + "sipreg-users-\(UUID().uuidString)"
+        var r = try run(ServerProcess.binary, ["passwd", "--users", path, "--alias", "al@example.org", "alice@example.com"], input: "s3cret\n")
+        #expect(r.status == 0 && r.out == "added alice@example.com in \(path)\n", "\(r.err)")
+        r = try run(ServerProcess.binary, ["passwd", "--users", path, "alice@example.com"], input: "n3w\n")
+        #expect(r.out.hasPrefix("updated"))
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(!text.contains("s3cret") && !text.contains("n3w"))
+        #expect(text.contains("alice@example.com md5=") && text.contains("sha-256=") && text.contains("aliases=al@example.org"))
+        var st = stat()
+        stat(path, &st)
+        #expect(st.st_mode & 0o777 == 0o600)
+        r = try run(ServerProcess.binary, ["passwd", "--users", path, "alice"], input: "x\n")
+        #expect(r.status == 2 && r.err == "sip-registrar: 'alice' is not USER@DOMAIN\n")
+        r = try run(ServerProcess.binary, ["passwd", "--users", path, "bob@example.com"], input: "")
+        #expect(r.status == 2 && r.err.contains("password"))
+    }
+
+    @Test func authConfigurationErrorsAndTheOpenWarning() throws {
+        func fails(_ args: [String]) throws -> String {
+            let r = try run(ServerProcess.binary, ["serve", "--udp", "127.0.0.1:0", "--admin", "off", "--store", "memory"] + args,
+                            cwd: NSTemporaryDirectory())
+            #expect(r.status == 2, "\(args): \(r.err)")
+            return r.err.trimmingCharacters(in: .newlines)
+        }
+        #expect(try fails(["--auth", "digest"]) == "sip-registrar: --auth digest needs a users file (--users FILE; sip-registrar passwd makes one)")
+        #expect(try fails(["--auth", "certificate"]) == "sip-registrar: --auth certificate needs --client-certs optional or required (and --ca FILE)")
+        #expect(try fails(["--auth", "sometimes"]).hasPrefix("sip-registrar: --auth must be one of off, digest, certificate, digest-or-certificate"))
+        let bad = NSTemporaryDirectory() + "sipreg-users-\(UUID().uuidString)"
+        try "# users\nalice@example.com md5=123\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        #expect(try fails(["--users", bad]) == "sip-registrar: \(bad):2: md5 must be 32 hex digits")
+        #expect(try fails(["--users", "/no/such/users"]) == "sip-registrar: /no/such/users: cannot read the users file")
+        let s = try ServerProcess.start()
+        defer { s.stop() }
+        #expect(s.errors.contains("authentication is OFF"))
+    }
+}
+
+/// A UDP port nobody uses right now.
+func freeUDPPort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    _ = withUnsafePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+    }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
