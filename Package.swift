@@ -126,7 +126,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SIPRegistrarServerTests",
-            dependencies: ["SIPRegistrarServer", "SIPRegistrar", "SIPMessage", "sip-registrar"],
+            dependencies: ["SIPRegistrarServer", "SIPRegistrar", "SIPMessage", "SIPTLS", "sip-registrar"],
             exclude: ["netsip"],
             swiftSettings: strictSettings
         ),

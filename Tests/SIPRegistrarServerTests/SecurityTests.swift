@@ -1,4 +1,5 @@
 import Foundation
+import SIPTLS
 import Testing
 
 #if canImport(Glibc)
@@ -43,6 +44,35 @@ import Glibc
         let metrics = try http("GET", s.adminURL + "/metrics").body
         #expect(metrics.contains("sip_auth_success_total{method=\"digest\"} 3"))
         #expect(metrics.contains("sip_auth_failures_total{reason=\"bad_credentials\"} 2"))
+    }
+
+    /// A SHA-256 digest client (RFC 7616) over UDP and TCP, speaking plain SIP.
+    @Test func sha256DigestOnTheWire() throws {
+        let users = try usersFile([("dave@example.com", "s3cure")])
+        let s = try ServerProcess.start(["--users", users])
+        defer { s.stop() }
+        func hex(_ text: String) -> String { OpenSSLHashing.hex(OpenSSLHashing.hash(.sha256, Array(text.utf8))) }
+        for transport in ["UDP", "TCP"] {
+            let callID = UUID().uuidString
+            let send = { (text: String) in transport == "UDP" ? SIPClient.udp(text, port: s.udp) : SIPClient.tcp(text, port: s.tcp) }
+            let first = try #require(send(SIPClient.register(user: "dave", contact: "<sip:dave@127.0.0.1:9>", transport: transport,
+                                                             callID: callID)))
+            #expect(first.hasPrefix("SIP/2.0 401 Unauthorized"))
+            let challenge = try #require(first.split(separator: "\r\n").first { $0.hasPrefix("WWW-Authenticate:") && $0.contains("SHA-256") })
+            let nonce = try #require(challenge.firstMatch(of: /nonce="([0-9a-f]+)"/)?.1)
+            let ha1 = hex("dave:example.com:s3cure"), ha2 = hex("REGISTER:sip:example.com")
+            let response = hex("\(ha1):\(nonce):00000001:c0ffee:auth:\(ha2)")
+            let auth = "Authorization: Digest username=\"dave\", realm=\"example.com\", nonce=\"\(nonce)\", uri=\"sip:example.com\", "
+                + "response=\"\(response)\", algorithm=SHA-256, cnonce=\"c0ffee\", qop=auth, nc=00000001"
+            let second = try #require(send(SIPClient.register(user: "dave", contact: "<sip:dave@127.0.0.1:9>", transport: transport,
+                                                              callID: callID, cseq: 2, extra: [auth])))
+            #expect(second.hasPrefix("SIP/2.0 200 OK"), "\(transport): \(second)")
+            // The same credentials again: a replay, refused.
+            let replay = try #require(send(SIPClient.register(user: "dave", contact: "<sip:dave@127.0.0.1:9>", transport: transport,
+                                                              callID: callID, cseq: 3, extra: [auth])))
+            #expect(replay.hasPrefix("SIP/2.0 401"), "\(transport): \(replay)")
+        }
+        #expect(try lookup(s, "sip:dave@example.com").status == 0)
     }
 
     @Test func clientCertificateIdentityMatchMismatchAndFallback() throws {
