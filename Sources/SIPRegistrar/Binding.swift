@@ -50,11 +50,14 @@ public struct Binding: Sendable, Hashable {
     public var flowID: UInt64?
     /// The TLS client identity (a certificate URI or an authenticated user) that made it.
     public var tlsIdentity: String?
+    /// With a store shared by several registrar nodes: the node that wrote the binding and
+    /// holds its connection (`flowID` is that node's). Nil for a binding made here.
+    public var node: String?
 
     public init(aor: String, uri: String, scheme: ContactScheme, q: Int? = nil, expiresAt: Int64, updatedAt: Int64,
                 callID: String, cseq: UInt32, instance: String? = nil, regID: Int? = nil, otherParameters: String = "",
                 path: [String] = [], userAgent: String? = nil, transport: SIPTransportProtocol, sourceHost: String,
-                sourcePort: Int, flowID: UInt64? = nil, tlsIdentity: String? = nil) {
+                sourcePort: Int, flowID: UInt64? = nil, tlsIdentity: String? = nil, node: String? = nil) {
         self.aor = aor
         self.uri = uri
         self.scheme = scheme
@@ -73,6 +76,7 @@ public struct Binding: Sendable, Hashable {
         self.sourcePort = sourcePort
         self.flowID = flowID
         self.tlsIdentity = tlsIdentity
+        self.node = node
     }
 
     /// `host:port` of the source, IPv6 in brackets.
@@ -142,6 +146,17 @@ public enum BindingChange: Sendable, Hashable {
     case upsert(Binding)
     /// Remove one binding.
     case remove(aor: String, uri: String)
+    /// Remove one binding because it expired, unless it was refreshed meanwhile (by
+    /// another node sharing the store): only if it still expires at or before `at`.
+    case expired(aor: String, uri: String, at: Int64)
+
+    /// The address of record changed.
+    public var aor: String {
+        switch self {
+        case .upsert(let b): return b.aor
+        case .remove(let aor, _), .expired(let aor, _, _): return aor
+        }
+    }
 }
 
 /// What happened to a binding, for logs, metrics and a reg-event package.

@@ -37,6 +37,11 @@ public final class InMemoryBindingStore: BindingStore {
                 switch change {
                 case .upsert(let b):
                     all[b.aor, default: [:]][b.uri] = b
+                case .expired(let aor, let uri, let at):
+                    if let b = all[aor]?[uri], b.expiresAt <= at {
+                        all[aor]?[uri] = nil
+                        if all[aor]?.isEmpty == true { all[aor] = nil }
+                    }
                 case .remove(let aor, let uri):
                     all[aor]?[uri] = nil
                     if all[aor]?.isEmpty == true { all[aor] = nil }

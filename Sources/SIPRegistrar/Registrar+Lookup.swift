@@ -198,7 +198,7 @@ extension Registrar {
         }
         if !expired.isEmpty {
             // Best effort: a store that fails here drops these rows at the next start anyway.
-            try? await store.apply(expired.map { .remove(aor: $0.aor, uri: $0.uri) })
+            try? await store.apply(expired.map { .expired(aor: $0.aor, uri: $0.uri, at: $0.expiresAt) })
             emit(expired.map { .expired($0) })
         }
         return expired

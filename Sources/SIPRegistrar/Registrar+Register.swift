@@ -143,7 +143,9 @@ extension Registrar {
         let now = clock.nowMilliseconds()
         let wantEvents = hasSubscribers
         let result: Result<Applied, RegistrarError> = state.withLock { s in
-            Result { () throws(RegistrarError) -> Applied in try apply(plan, now: now, events: wantEvents, to: &s) }
+            let r = Result { () throws(RegistrarError) -> Applied in try apply(plan, now: now, events: wantEvents, to: &s) }
+            if case .success(let a) = r, !a.changes.isEmpty { s.uncommitted[plan.aor, default: 0] += 1 }
+            return r
         }
         let applied: Applied
         switch result {
@@ -153,9 +155,11 @@ extension Registrar {
         if !applied.changes.isEmpty {
             do {
                 try await store.apply(applied.changes)
+                state.withLock { s in s.markCommitted(plan.aor) }
             } catch {
                 // Undo, unless another request changed this AOR meanwhile (its own commit decides then).
                 state.withLock { s in
+                    s.markCommitted(plan.aor)
                     if (s.records[plan.aor] ?? []) == applied.after {
                         s.setBindings(plan.aor, from: applied.after, to: applied.before)
                         for b in applied.before { s.heap.push(.init(expiresAt: b.expiresAt, aor: b.aor, uri: b.uri)) }
@@ -186,7 +190,7 @@ extension Registrar {
         var events: [BindingEvent] = []
         func note(_ e: @autoclosure () -> BindingEvent) { if wantEvents { events.append(e()) } }
         for b in stored where !b.isActive(at: now) {
-            changes.append(.remove(aor: b.aor, uri: b.uri))
+            changes.append(.expired(aor: b.aor, uri: b.uri, at: b.expiresAt))
             note(.expired(b))
         }
 

@@ -30,8 +30,16 @@ public final class Registrar: SIPReceiver {
         var bindingCount = 0
         /// How many bindings use each connection (flow).
         var flows: [UInt64: Int] = [:]
+        /// Addresses of record with a change applied here but not yet committed to the store.
+        var uncommitted: [String: Int] = [:]
         var timer: (any SIPScheduledTimer)?
         var timerDue: Int64?
+
+        /// A commit for `aor` finished (either way).
+        mutating func markCommitted(_ aor: String) {
+            guard let n = uncommitted[aor] else { return }
+            uncommitted[aor] = n > 1 ? n - 1 : nil
+        }
 
         /// Replaces an AOR's bindings, keeping the counts and the flow references right.
         mutating func setBindings(_ aor: String, from old: [Binding], to new: [Binding]) {
@@ -97,7 +105,7 @@ public final class Registrar: SIPReceiver {
             var grouped: [String: [Binding]] = [:]
             for b in all {
                 guard b.isActive(at: now) else {
-                    stale.append(.remove(aor: b.aor, uri: b.uri))
+                    stale.append(.expired(aor: b.aor, uri: b.uri, at: b.expiresAt))
                     continue
                 }
                 grouped[b.aor, default: []].append(b)
@@ -172,4 +180,55 @@ public final class Registrar: SIPReceiver {
 
     /// The number of addresses of record held.
     public var aorCount: Int { state.withLock { $0.records.count } }
+}
+
+// MARK: Replication
+
+extension Registrar {
+    /// Replaces the bindings of `aor` with what a store shared by several nodes holds
+    /// (another node registered, refreshed or removed contacts). Nothing is written back
+    /// to the store and no event is emitted: the node that made the change did both.
+    ///
+    /// A binding whose `node` is `localNode` was written by this node: the connection it
+    /// arrived on is kept from the local index (the store's flow ids are per process).
+    ///
+    /// Returns false, changing nothing, while a REGISTER for `aor` is being committed
+    /// here: the snapshot may predate that commit. Read the store again afterwards.
+    @discardableResult
+    public func replaceBindings(of aor: String, with bindings: [Binding], localNode: String?) -> Bool {
+        let now = clock.nowMilliseconds()
+        let replaced = state.withLock { s -> Bool in
+            if s.uncommitted[aor] != nil { return false }
+            let old = s.records[aor] ?? []
+            var fresh: [Binding] = []
+            fresh.reserveCapacity(bindings.count)
+            for var b in bindings where b.isActive(at: now) {
+                b.flowID = nil
+                if let localNode, b.node == localNode, let mine = old.first(where: { $0.uri == b.uri }) {
+                    b.flowID = mine.flowID
+                    b.node = nil
+                }
+                fresh.append(b)
+            }
+            s.setBindings(aor, from: old, to: fresh)
+            for b in fresh { s.heap.push(.init(expiresAt: b.expiresAt, aor: aor, uri: b.uri)) }
+            return true
+        }
+        if replaced { scheduleExpiry() }
+        return replaced
+    }
+
+    /// Replaces the whole index with a store's full contents (after a node was cut off
+    /// for longer than the store keeps its change log). Returns the addresses of record
+    /// left as they were because a commit was in flight (read those again).
+    @discardableResult
+    public func replaceAllBindings(with bindings: [Binding], localNode: String?) -> [String] {
+        var grouped: [String: [Binding]] = [:]
+        for b in bindings { grouped[b.aor, default: []].append(b) }
+        let gone = state.withLock { s in s.records.keys.filter { grouped[$0] == nil } }
+        var deferred: [String] = []
+        for aor in gone where !replaceBindings(of: aor, with: [], localNode: localNode) { deferred.append(aor) }
+        for (aor, list) in grouped where !replaceBindings(of: aor, with: list, localNode: localNode) { deferred.append(aor) }
+        return deferred
+    }
 }

@@ -20,11 +20,13 @@ enum AdminAPI {
         var path: [String]
         var user_agent: String?
         var tls_identity: String?
+        /// With a shared store: the node that holds the binding (and its connection).
+        var node: String?
         var updated_at: String
         var aor: String?
 
         enum CodingKeys: String, CodingKey {
-            case uri, expires, q, transport, source, instance, reg_id, path, user_agent, tls_identity, updated_at, aor
+            case uri, expires, q, transport, source, instance, reg_id, path, user_agent, tls_identity, node, updated_at, aor
         }
 
         /// Every documented field is present; absent values are `null` (the aor only in paged listings).
@@ -40,6 +42,7 @@ enum AdminAPI {
             try c.encode(path, forKey: .path)
             try c.encode(user_agent, forKey: .user_agent)
             try c.encode(tls_identity, forKey: .tls_identity)
+            try c.encode(node, forKey: .node)
             try c.encode(updated_at, forKey: .updated_at)
             try c.encodeIfPresent(aor, forKey: .aor)
         }
@@ -61,10 +64,10 @@ enum AdminAPI {
         var error: String
     }
 
-    static func contact(_ b: Binding, now: Int64, withAOR: Bool = false) -> ContactJSON {
+    static func contact(_ b: Binding, now: Int64, withAOR: Bool = false, localNode: String? = nil) -> ContactJSON {
         ContactJSON(uri: b.uri, expires: b.remainingSeconds(at: now), q: b.q.map { Double($0) / 1000 },
                     transport: b.transport.rawValue.lowercased(), source: b.source, instance: b.instance, reg_id: b.regID,
-                    path: b.path, user_agent: b.userAgent, tls_identity: b.tlsIdentity,
+                    path: b.path, user_agent: b.userAgent, tls_identity: b.tlsIdentity, node: b.node ?? localNode,
                     updated_at: ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(b.updatedAt) / 1000)),
                     aor: withAOR ? b.aor : nil)
     }
@@ -97,7 +100,7 @@ enum AdminAPI {
         return .valid(aor)
     }
 
-    static func router(registrar: Registrar, dispatcher: Dispatcher, metrics: ServerMetrics,
+    static func router(registrar: Registrar, dispatcher: Dispatcher, metrics: ServerMetrics, localNode: String? = nil,
                        clock: any RegistrarClock) -> Router<BasicRequestContext> {
         let router = Router()
         router.get("health") { _, _ -> Response in
@@ -114,7 +117,7 @@ enum AdminAPI {
                 switch address(request) {
                 case .invalid(let r): return r
                 case .valid(let aor):
-                    return json(BindingsJSON(aor: aor, contacts: registrar.lookup(aor).map { contact($0, now: now) }))
+                    return json(BindingsJSON(aor: aor, contacts: registrar.lookup(aor).map { contact($0, now: now, localNode: localNode) }))
                 }
             }
             let q = request.uri.queryParameters
@@ -132,7 +135,7 @@ enum AdminAPI {
             }
             let page = registrar.allBindings(offset: offset, limit: limit)
             return json(PageJSON(total: page.total, offset: offset, limit: limit,
-                                 contacts: page.bindings.map { contact($0, now: now, withAOR: true) }))
+                                 contacts: page.bindings.map { contact($0, now: now, withAOR: true, localNode: localNode) }))
         }
         router.delete("v1/bindings") { request, _ -> Response in
             switch address(request) {

@@ -33,7 +33,7 @@ public struct ConfigurationOverrides: Sendable {
 public enum ConfigurationLoader {
     /// The keys the file may hold, by section.
     static let schema: [String: Set<String>] = [
-        "": ["listen", "tls", "registrar", "store", "admin", "log_level", "auth", "limits"],
+        "": ["listen", "tls", "registrar", "store", "store_password_file", "node_name", "admin", "log_level", "auth", "limits"],
         "auth": ["mode", "users", "domains", "realm", "nonce_lifetime", "secret_file", "trusted"],
         "limits": ["failed_auth_per_source", "failed_auth_per_user", "failed_auth_window", "block_seconds",
                    "registers_per_source", "connections_per_source", "tls_handshakes_per_source", "exempt", "action"],
@@ -47,6 +47,10 @@ public enum ConfigurationLoader {
         if let file { try apply(file: file, to: &c) }
         try apply(environment: environment, to: &c)
         try apply(overrides: overrides, to: &c)
+        if c.storePassword == nil, let f = c.storePasswordFile {
+            guard let text = readFile(f) else { throw ConfigurationError("store_password_file \(f): cannot read it") }
+            c.storePassword = String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
+        }
         try c.validate()
         return c
     }
@@ -144,6 +148,15 @@ public enum ConfigurationLoader {
                 try applyAuth(v, to: &c.security, fail: fail)
             case "limits":
                 try applyLimits(v, to: &c.security, fail: fail)
+            case "store_password_file":
+                let text = v.string ?? ""
+                c.storePasswordFile = text.isEmpty ? nil : text
+            case "node_name":
+                let text = v.string ?? ""
+                guard text.allSatisfy({ $0.isLetter || $0.isNumber || "-_.:".contains($0) }) else {
+                    throw fail(v, "node_name may hold letters, digits and - _ . : only")
+                }
+                c.nodeName = text.isEmpty ? nil : text
             case "store":
                 guard let s = v.string, let spec = StoreSpec(s) else {
                     throw fail(v, "store must be memory, sqlite:PATH or postgres://... (got '\(v.string ?? "?")')")
@@ -289,6 +302,9 @@ public enum ConfigurationLoader {
         o.auth = env["SIP_REGISTRAR_AUTH"]
         o.users = env["SIP_REGISTRAR_USERS"]
         if let p = env["SIP_REGISTRAR_KEY_PASSPHRASE"] { c.keyPassphrase = p }
+        if let n = env["SIP_REGISTRAR_NODE"], !n.isEmpty { c.nodeName = n }
+        if let f = env["SIP_REGISTRAR_STORE_PASSWORD_FILE"], !f.isEmpty { c.storePasswordFile = f }
+        c.storePassword = env["SIP_REGISTRAR_STORE_PASSWORD"] ?? env["PGPASSWORD"]
         try apply(overrides: o, to: &c, origin: "environment SIP_REGISTRAR_")
     }
 

@@ -38,14 +38,37 @@ public final class RegistrarServer: Sendable {
         }
 
         let store: any BindingStore
+        var postgres: PostgresBindingStore?
+        var postgresClient: Task<Void, Never>?
+        var startSequence: Int64 = 0
         switch config.store {
         case .memory:
             store = EphemeralBindingStore()
         case .sqlite(let path):
             store = try SQLiteBindingStore(path: path)
-        case .postgres:
-            throw ConfigurationError("--store \(config.store): the PostgreSQL store is not part of this build yet; use sqlite:PATH or memory")
+        case .postgres(let url):
+            guard var location = PostgresLocation(url: url) else { throw ConfigurationError("store \(config.store): not a PostgreSQL URL") }
+            if location.password == nil { location.password = config.storePassword }
+            var storeLogger = logger
+            storeLogger[metadataKey: "component"] = "store"
+            let pg = PostgresBindingStore(location: location, node: config.nodeName ?? Self.defaultNodeName(),
+                                          logger: storeLogger, health: StoreHealth { metrics.storeUp($0) })
+            postgresClient = Task { await pg.runClient() }
+            do {
+                _ = try await withTimeout(.seconds(10)) {
+                    try await pg.migrate()
+                    return true
+                }
+                // Read before loading: changes made meanwhile are read again (harmlessly) by the first catch-up.
+                startSequence = try await withTimeout(.seconds(15)) { try await pg.currentSequence() }
+            } catch {
+                postgresClient?.cancel()
+                throw ConfigurationError("store \(config.store): cannot use the database: \(describePostgresError(error))")
+            }
+            postgres = pg
+            store = pg
         }
+        defer { postgresClient?.cancel() }
 
         // Authentication: the users file and the nonce key are read before anything listens.
         let security = config.security
@@ -109,7 +132,8 @@ public final class RegistrarServer: Sendable {
         }
         var services: [any Service] = [SIPService(dispatcher: dispatcher, logger: logger)]
         if let admin = config.admin {
-            let router = AdminAPI.router(registrar: registrar, dispatcher: dispatcher, metrics: metrics, clock: clock)
+            let router = AdminAPI.router(registrar: registrar, dispatcher: dispatcher, metrics: metrics, localNode: postgres?.node,
+                                         clock: clock)
             var adminLogger = logger
             adminLogger[metadataKey: "component"] = "admin"
             adminLogger.logLevel = max(logger.logLevel, .notice)
@@ -122,6 +146,13 @@ public final class RegistrarServer: Sendable {
                                    },
                                    logger: adminLogger)
             services.append(app)
+        }
+        if let postgres {
+            var replicationLogger = logger
+            replicationLogger[metadataKey: "component"] = "store"
+            services.append(PostgresReplication(store: postgres, registrar: registrar, startSequence: startSequence,
+                                                logger: replicationLogger))
+            logger.info("shared store", metadata: ["store.node": "\(postgres.node)"])
         }
         services.append(ReloadOnHangup(store: tlsStore, usersFile: security.users, authenticator: authenticator, logger: logger))
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint],
@@ -191,6 +222,14 @@ public final class RegistrarServer: Sendable {
         } catch {
             throw ConfigurationError("tls: \(error)")
         }
+    }
+
+    /// `HOSTNAME-PID`: unique among the nodes of one database as long as hosts are named apart.
+    static func defaultNodeName() -> String {
+        var host = [CChar](repeating: 0, count: 256)
+        let name = gethostname(&host, host.count) == 0
+            ? String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "node"
+        return "\(name.isEmpty ? "node" : name)-\(getpid())"
     }
 
     /// The nonce key: from the secret file (shared by several nodes), else random per start.

@@ -116,6 +116,8 @@ public final class SQLiteBindingStore: BindingStore {
                                      b.instance, b.regID, b.otherParameters, b.path.joined(separator: "\n"), b.userAgent,
                                      b.transport.rawValue, b.sourceHost, b.sourcePort, b.flowID.map { Int64(bitPattern: $0) },
                                      b.tlsIdentity])
+            case .expired(let aor, let uri, let at):
+                try db.execute(sql: "DELETE FROM bindings WHERE aor = ? AND uri = ? AND expires_at <= ?", arguments: [aor, uri, at])
             case .remove(let aor, let uri):
                 try db.execute(sql: "DELETE FROM bindings WHERE aor = ? AND uri = ?", arguments: [aor, uri])
             }

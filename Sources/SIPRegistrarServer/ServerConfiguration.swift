@@ -102,6 +102,12 @@ public struct ServerConfiguration: Sendable, Hashable {
     public var logLevel: String
     /// Authentication and abuse limits.
     public var security = SecuritySettings()
+    /// This node's name in a shared (PostgreSQL) store; nil: `HOSTNAME-PID`.
+    public var nodeName: String?
+    /// The PostgreSQL password (from `SIP_REGISTRAR_STORE_PASSWORD`, `PGPASSWORD` or `store_password_file`).
+    public var storePassword: String?
+    /// A file holding the PostgreSQL password.
+    public var storePasswordFile: String?
 
     /// The built-in defaults (the same as config/registrar.yaml).
     public static let defaults = ServerConfiguration(
@@ -129,6 +135,9 @@ public struct ServerConfiguration: Sendable, Hashable {
             try registrarConfiguration.validate()
         } catch {
             throw ConfigurationError(error.description)
+        }
+        if case .postgres(let url) = store, PostgresLocation(url: url) == nil {
+            throw ConfigurationError("store \(store): not a PostgreSQL URL (expected postgres://USER@HOST:PORT/DB[?sslmode=disable|prefer|require])")
         }
         if udp.isEmpty && tcp.isEmpty && tls.isEmpty { throw ConfigurationError("no listener configured (udp, tcp, tls)") }
         if clientCertificates != .none && ca == nil {

@@ -35,6 +35,12 @@ final class ServerMetrics: Sendable {
         }
     }
 
+    /// Whether the database answers (1) or not (0), and how often it stopped answering.
+    func storeUp(_ up: Bool) {
+        gauge("sip_store_up").record(up ? 1 : 0)
+        if !up { count("sip_store_outages_total") }
+    }
+
     /// Adds one to a counter.
     func count(_ name: String, _ dims: [(String, String)] = []) {
         counter(name, dims).increment()

@@ -1,0 +1,436 @@
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresNIO
+import SIPMessage
+import SIPRegistrar
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where a PostgreSQL store connects: parsed from `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=...]`.
+/// The password should come from the environment or a file, not the URL.
+public struct PostgresLocation: Sendable, Hashable {
+    public var user: String
+    public var password: String?
+    public var host: String
+    public var port: Int
+    public var database: String
+    /// `disable`, `prefer` (the default) or `require`.
+    public var sslMode: String
+
+    public init?(url: String) {
+        var rest = Substring(url)
+        if rest.hasPrefix("postgres://") { rest = rest.dropFirst(11) } else if rest.hasPrefix("postgresql://") { rest = rest.dropFirst(13) } else { return nil }
+        var query = ""
+        if let q = rest.firstIndex(of: "?") {
+            query = String(rest[rest.index(after: q)...])
+            rest = rest[..<q]
+        }
+        guard let slash = rest.firstIndex(of: "/") else { return nil }
+        database = String(rest[rest.index(after: slash)...])
+        var authority = rest[..<slash]
+        user = "postgres"
+        password = nil
+        if let at = authority.lastIndex(of: "@") {
+            let info = authority[..<at]
+            if let colon = info.firstIndex(of: ":") {
+                user = Self.decode(info[..<colon])
+                password = Self.decode(info[info.index(after: colon)...])
+            } else {
+                user = Self.decode(info)
+            }
+            authority = authority[authority.index(after: at)...]
+        }
+        port = 5432
+        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
+            host = String(authority[authority.index(after: authority.startIndex)..<close])
+            let after = authority[authority.index(after: close)...]
+            if after.hasPrefix(":") {
+                guard let p = Int(after.dropFirst()) else { return nil }
+                port = p
+            }
+        } else if let colon = authority.lastIndex(of: ":") {
+            host = String(authority[..<colon])
+            guard let p = Int(authority[authority.index(after: colon)...]) else { return nil }
+            port = p
+        } else {
+            host = String(authority)
+        }
+        sslMode = "prefer"
+        for pair in query.split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1)
+            if kv.count == 2 && kv[0] == "sslmode" { sslMode = String(kv[1]) }
+        }
+        guard !host.isEmpty, !database.isEmpty, !user.isEmpty, (1...65_535).contains(port),
+              ["disable", "prefer", "require"].contains(sslMode) else { return nil }
+    }
+
+    static func decode(_ s: Substring) -> String { s.removingPercentEncoding() }
+}
+
+extension Substring {
+    func removingPercentEncoding() -> String {
+        var out: [UInt8] = []
+        var i = utf8.startIndex
+        while i != utf8.endIndex {
+            let c = utf8[i]
+            if c == UInt8(ascii: "%"), let h1 = utf8.index(i, offsetBy: 1, limitedBy: utf8.endIndex), h1 != utf8.endIndex,
+               let h2 = utf8.index(h1, offsetBy: 1, limitedBy: utf8.endIndex), h2 != utf8.endIndex,
+               let v = UInt8(String(decoding: [utf8[h1], utf8[h2]], as: UTF8.self), radix: 16) {
+                out.append(v)
+                i = utf8.index(after: h2)
+            } else {
+                out.append(c)
+                i = utf8.index(after: i)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// The store for several registrar nodes: bindings in PostgreSQL, one row per
+/// (aor, uri), written with group commit (a 200 only after COMMIT). Every commit also
+/// appends to a change log and sends `NOTIFY sip_registrar_bindings`; each node
+/// LISTENs, reads the log past the last change it saw, and reloads the addresses
+/// of record other nodes changed (``PostgresReplication``). After a reconnect the same
+/// catch-up query runs, so nothing is missed while a connection was down.
+public final class PostgresBindingStore: BindingStore, Sendable {
+    static let channel = "sip_registrar_bindings"
+    let client: PostgresClient
+    let location: PostgresLocation
+    /// This process's name in the `node` column and the change log.
+    public let node: String
+    let logger: Logger
+    let committer: PostgresGroupCommitter
+    /// How long a commit may take before the REGISTER is answered 503.
+    let commitTimeout: Duration
+    /// Addresses of record whose last commit failed or timed out: reloaded from the database once it answers.
+    let suspect = Mutex<Set<String>>([])
+    /// Up or down, logged once per change.
+    let health: StoreHealth
+
+    init(location: PostgresLocation, node: String, logger: Logger, commitTimeout: Duration = .seconds(3),
+         health: StoreHealth = StoreHealth()) {
+        self.health = health
+        self.location = location
+        self.node = node
+        self.logger = logger
+        self.commitTimeout = commitTimeout
+        var config = PostgresClient.Configuration(host: location.host, port: location.port, username: location.user,
+                                                  password: location.password, database: location.database, tls: .disable)
+        switch location.sslMode {
+        case "require": config.tls = .require(.makeClientConfiguration())
+        case "prefer": config.tls = .prefer(.makeClientConfiguration())
+        default: config.tls = .disable
+        }
+        config.options.connectTimeout = .seconds(2)
+        config.options.maximumConnections = 6
+        config.options.minimumConnections = 1
+        config.options.keepAliveBehavior = .init(frequency: .seconds(10))
+        var background = logger
+        background.logLevel = max(logger.logLevel, .warning)
+        self.client = PostgresClient(configuration: config, backgroundLogger: background)
+        self.committer = PostgresGroupCommitter()
+    }
+
+    /// Runs the connection pool until cancelled (it must run for any query to work).
+    func runClient() async { await client.run() }
+
+    /// The newest change sequence number.
+    func currentSequence() async throws -> Int64 {
+        try await client.withConnection { try await self.latestSequence($0) }
+    }
+
+    var description: String { "postgres://\(location.user)@\(location.host):\(location.port)/\(location.database)" }
+
+    // MARK: Schema
+
+    static let migrations: [(Int, String)] = [
+        (1, """
+            CREATE TABLE IF NOT EXISTS sip_registrar_bindings (
+                aor TEXT NOT NULL,
+                uri TEXT NOT NULL,
+                scheme SMALLINT NOT NULL,
+                q INTEGER,
+                expires_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                call_id TEXT NOT NULL,
+                cseq BIGINT NOT NULL,
+                instance TEXT,
+                reg_id INTEGER,
+                other_params TEXT NOT NULL,
+                path TEXT NOT NULL,
+                user_agent TEXT,
+                transport TEXT NOT NULL,
+                source_host TEXT NOT NULL,
+                source_port INTEGER NOT NULL,
+                flow_id BIGINT,
+                tls_identity TEXT,
+                node TEXT NOT NULL,
+                PRIMARY KEY (aor, uri)
+            );
+            CREATE INDEX IF NOT EXISTS sip_registrar_bindings_expiry ON sip_registrar_bindings (expires_at);
+            CREATE TABLE IF NOT EXISTS sip_registrar_changes (
+                seq BIGSERIAL PRIMARY KEY,
+                node TEXT NOT NULL,
+                aor TEXT NOT NULL,
+                at TIMESTAMPTZ NOT NULL DEFAULT now()
+            );
+            CREATE INDEX IF NOT EXISTS sip_registrar_changes_at ON sip_registrar_changes (at);
+            """),
+    ]
+
+    /// Creates or upgrades the schema, one node at a time (an advisory lock), and proves the database answers.
+    public func migrate() async throws {
+        try await client.withConnection { conn in
+            _ = try await conn.query("SELECT pg_advisory_lock(7360504)", logger: logger).collect()
+            do {
+                _ = try await conn.query("CREATE TABLE IF NOT EXISTS sip_registrar_schema (version INTEGER PRIMARY KEY)", logger: logger).collect()
+                var current = 0
+                for try await v in try await conn.query("SELECT COALESCE(MAX(version), 0) FROM sip_registrar_schema", logger: logger).decode(Int.self) {
+                    current = v
+                }
+                for (version, sql) in Self.migrations where version > current {
+                    try await conn.withTransaction(logger: logger) { tx in
+                        for statement in sql.split(separator: ";").map({ $0.trimmingCharacters() }) where !statement.isEmpty {
+                            _ = try await tx.query(PostgresQuery(unsafeSQL: statement), logger: logger).collect()
+                        }
+                        _ = try await tx.query("INSERT INTO sip_registrar_schema (version) VALUES (\(version))", logger: logger).collect()
+                    }
+                }
+            } catch {
+                _ = try? await conn.query("SELECT pg_advisory_unlock(7360504)", logger: logger).collect()
+                throw error
+            }
+            _ = try await conn.query("SELECT pg_advisory_unlock(7360504)", logger: logger).collect()
+        }
+    }
+
+    // MARK: BindingStore
+
+    public func loadAll() async throws -> [Binding] {
+        try await withTimeout(.seconds(30)) { [self] in
+            try await client.withConnection { conn in try await self.fetch(conn, where: nil) }
+        }
+    }
+
+    public func apply(_ changes: [BindingChange]) async throws {
+        guard !changes.isEmpty else { return }
+        do {
+            try await withTimeout(commitTimeout) { [self] in try await committer.submit(changes, store: self) }
+            health.up(logger: logger)
+        } catch {
+            health.down(error, logger: logger)
+            // The commit may still land after the timeout: reload these addresses from the database later.
+            let aors = Set(changes.map(\.aor))
+            suspect.withLock { $0.formUnion(aors) }
+            throw error
+        }
+    }
+
+    /// One transaction for a batch of submissions, then one notification.
+    func commit(_ batch: [BindingChange]) async throws {
+        try await client.withTransaction(logger: logger) { [self] tx in
+            var aors = Set<String>()
+            for change in batch {
+                switch change {
+                case .upsert(let b):
+                    aors.insert(b.aor)
+                    let flow = b.flowID.map { Int64(bitPattern: $0) }
+                    let q = b.q, regID = b.regID
+                    _ = try await tx.query("""
+                        INSERT INTO sip_registrar_bindings (aor, uri, scheme, q, expires_at, updated_at, call_id, cseq, instance, reg_id,
+                            other_params, path, user_agent, transport, source_host, source_port, flow_id, tls_identity, node)
+                        VALUES (\(b.aor), \(b.uri), \(Int16(b.scheme.rawValue)), \(q), \(b.expiresAt), \(b.updatedAt), \(b.callID),
+                            \(Int64(b.cseq)), \(b.instance), \(regID), \(b.otherParameters), \(b.path.joined(separator: "\n")),
+                            \(b.userAgent), \(b.transport.rawValue), \(b.sourceHost), \(b.sourcePort), \(flow), \(b.tlsIdentity), \(node))
+                        ON CONFLICT (aor, uri) DO UPDATE SET scheme = EXCLUDED.scheme, q = EXCLUDED.q, expires_at = EXCLUDED.expires_at,
+                            updated_at = EXCLUDED.updated_at, call_id = EXCLUDED.call_id, cseq = EXCLUDED.cseq, instance = EXCLUDED.instance,
+                            reg_id = EXCLUDED.reg_id, other_params = EXCLUDED.other_params, path = EXCLUDED.path,
+                            user_agent = EXCLUDED.user_agent, transport = EXCLUDED.transport, source_host = EXCLUDED.source_host,
+                            source_port = EXCLUDED.source_port, flow_id = EXCLUDED.flow_id, tls_identity = EXCLUDED.tls_identity,
+                            node = EXCLUDED.node
+                        """, logger: logger).collect()
+                case .expired(let aor, let uri, let at):
+                    aors.insert(aor)
+                    _ = try await tx.query("""
+                        DELETE FROM sip_registrar_bindings WHERE aor = \(aor) AND uri = \(uri) AND expires_at <= \(at)
+                        """, logger: logger).collect()
+                case .remove(let aor, let uri):
+                    aors.insert(aor)
+                    _ = try await tx.query("DELETE FROM sip_registrar_bindings WHERE aor = \(aor) AND uri = \(uri)", logger: logger).collect()
+                }
+            }
+            let list = Array(aors)
+            _ = try await tx.query("""
+                INSERT INTO sip_registrar_changes (node, aor) SELECT \(node), unnest(\(list)::text[])
+                """, logger: logger).collect()
+            _ = try await tx.query("SELECT pg_notify(\(Self.channel), \(node))", logger: logger).collect()
+        }
+    }
+
+    // MARK: Reading
+
+    static let columns = """
+        aor, uri, scheme, q, expires_at, updated_at, call_id, cseq, instance, reg_id, other_params, path, user_agent,
+        transport, source_host, source_port, tls_identity, node
+        """
+
+    func fetch(_ conn: PostgresConnection, where aors: [String]?) async throws -> [Binding] {
+        let rows: PostgresRowSequence
+        if let aors {
+            rows = try await conn.query("SELECT \(unescaped: Self.columns) FROM sip_registrar_bindings WHERE aor = ANY(\(aors))",
+                                        logger: logger)
+        } else {
+            rows = try await conn.query("SELECT \(unescaped: Self.columns) FROM sip_registrar_bindings", logger: logger)
+        }
+        var out: [Binding] = []
+        for try await row in rows {
+            if let b = try Self.binding(row.makeRandomAccess()) { out.append(b) }
+        }
+        return out
+    }
+
+    static func binding(_ r: PostgresRandomAccessRow) throws -> Binding? {
+        let transportText = try r["transport"].decode(String.self)
+        guard let transport = SIPTransportProtocol(token: transportText),
+              let scheme = ContactScheme(rawValue: UInt8(truncatingIfNeeded: try r["scheme"].decode(Int16.self))) else { return nil }
+        let path = try r["path"].decode(String.self)
+        return Binding(aor: try r["aor"].decode(String.self), uri: try r["uri"].decode(String.self), scheme: scheme,
+                       q: try r["q"].decode(Int?.self), expiresAt: try r["expires_at"].decode(Int64.self),
+                       updatedAt: try r["updated_at"].decode(Int64.self), callID: try r["call_id"].decode(String.self),
+                       cseq: UInt32(truncatingIfNeeded: try r["cseq"].decode(Int64.self)), instance: try r["instance"].decode(String?.self),
+                       regID: try r["reg_id"].decode(Int?.self), otherParameters: try r["other_params"].decode(String.self),
+                       path: path.isEmpty ? [] : path.split(separator: "\n").map(String.init),
+                       userAgent: try r["user_agent"].decode(String?.self), transport: transport,
+                       sourceHost: try r["source_host"].decode(String.self), sourcePort: try r["source_port"].decode(Int.self),
+                       flowID: nil, tlsIdentity: try r["tls_identity"].decode(String?.self), node: try r["node"].decode(String.self))
+    }
+
+    /// The newest change sequence number.
+    func latestSequence(_ conn: PostgresConnection) async throws -> Int64 {
+        var latest: Int64 = 0
+        for try await v in try await conn.query("SELECT COALESCE(MAX(seq), 0) FROM sip_registrar_changes", logger: logger).decode(Int64.self) {
+            latest = v
+        }
+        return latest
+    }
+
+    /// Changes by other nodes after `seq`: the addresses of record, the newest sequence number, and
+    /// whether the log no longer reaches back that far (then everything must be reloaded).
+    func changes(after seq: Int64, _ conn: PostgresConnection) async throws -> (aors: [String], latest: Int64, gap: Bool) {
+        var oldest: Int64 = 0
+        for try await v in try await conn.query("SELECT COALESCE(MIN(seq), 0) FROM sip_registrar_changes", logger: logger).decode(Int64.self) {
+            oldest = v
+        }
+        var aors = Set<String>()
+        var latest = seq
+        for try await (s, n, aor) in try await conn.query("""
+            SELECT seq, node, aor FROM sip_registrar_changes WHERE seq > \(seq) ORDER BY seq
+            """, logger: logger).decode((Int64, String, String).self) {
+            latest = max(latest, s)
+            if n != node { aors.insert(aor) }
+        }
+        return (Array(aors), latest, seq > 0 && oldest > seq + 1)
+    }
+}
+
+extension Substring {
+    func trimmingCharacters() -> String {
+        let ws: (Character) -> Bool = { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }
+        guard let a = firstIndex(where: { !ws($0) }), let b = lastIndex(where: { !ws($0) }) else { return "" }
+        return String(self[a...b])
+    }
+}
+
+/// Batches concurrent submissions into one transaction (as the SQLite store does).
+actor PostgresGroupCommitter {
+    private var pending: [([BindingChange], CheckedContinuation<Void, any Error>)] = []
+    private var draining = false
+
+    func submit(_ changes: [BindingChange], store: PostgresBindingStore) async throws {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            pending.append((changes, c))
+            if !draining {
+                draining = true
+                Task { await self.drain(store) }
+            }
+        }
+    }
+
+    private func drain(_ store: PostgresBindingStore) async {
+        while !pending.isEmpty {
+            let batch = pending
+            pending = []
+            do {
+                try await store.commit(batch.flatMap(\.0))
+                for (_, c) in batch { c.resume() }
+            } catch {
+                for (_, c) in batch { c.resume(throwing: error) }
+            }
+        }
+        draining = false
+    }
+}
+
+/// A time limit for a database call: a PostgreSQL that does not answer must turn into a
+/// 503 within seconds, not a REGISTER that hangs.
+struct StoreTimeout: Error, CustomStringConvertible {
+    var description: String { "the database did not answer in time" }
+}
+
+func withTimeout<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    // Unstructured on purpose: a task group would wait for the work to notice cancellation,
+    // and a connection lease against a database that is down does not.
+    let race = TimeoutRace<T>()
+    return try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
+        race.arm(c)
+        let work = Task {
+            do { race.finish(.success(try await body())) } catch { race.finish(.failure(error)) }
+        }
+        let timer = Task {
+            try? await Task.sleep(for: limit)
+            if race.finish(.failure(StoreTimeout())) { work.cancel() }
+        }
+        race.onFinish { timer.cancel() }
+    }
+}
+
+/// Whichever of work and timer finishes first resumes the caller; the other is ignored.
+final class TimeoutRace<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var done = false
+        var onFinish: (@Sendable () -> Void)?
+    }
+
+    private let state = Mutex<State>(State())
+
+    func arm(_ c: CheckedContinuation<T, any Error>) { state.withLock { $0.continuation = c } }
+
+    func onFinish(_ body: @escaping @Sendable () -> Void) {
+        let runNow = state.withLock { s -> Bool in
+            if s.done { return true }
+            s.onFinish = body
+            return false
+        }
+        if runNow { body() }
+    }
+
+    @discardableResult
+    func finish(_ result: Result<T, any Error>) -> Bool {
+        let (c, hook) = state.withLock { s -> (CheckedContinuation<T, any Error>?, (@Sendable () -> Void)?) in
+            guard !s.done else { return (nil, nil) }
+            s.done = true
+            defer { s.continuation = nil; s.onFinish = nil }
+            return (s.continuation, s.onFinish)
+        }
+        guard let c else { return false }
+        c.resume(with: result)
+        hook?()
+        return true
+    }
+}
