@@ -366,9 +366,15 @@ actor PostgresGroupCommitter {
             let batch = pending
             pending = []
             do {
-                try await store.commit(batch.flatMap(\.0))
+                // Bounded: a commit that hangs (a lease that never comes) must not stall every later one.
+                let changes = batch.flatMap(\.0)
+                _ = try await withTimeout(store.commitTimeout + .seconds(2)) {
+                    try await store.commit(changes)
+                    return true
+                }
                 for (_, c) in batch { c.resume() }
             } catch {
+                store.logger.debug("commit failed", metadata: ["error": "\(describePostgresError(error))", "changes": "\(batch.count)"])
                 for (_, c) in batch { c.resume(throwing: error) }
             }
         }

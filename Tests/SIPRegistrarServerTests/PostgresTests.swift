@@ -107,7 +107,7 @@ import Glibc
         #expect(refused >= 1, "the outage was not noticed")
 
         // Both nodes recover without a restart.
-        #expect(try waitUntil(20) { register("after", on: a).hasPrefix("SIP/2.0 200") } != nil, "A did not recover")
+        #expect(try waitUntil(20) { register("after", on: a).hasPrefix("SIP/2.0 200") } != nil, "A did not recover: \(a.errors.suffix(3000))")
         #expect(try waitUntil(20) { try lookup(b, "sip:after@example.com").status == 0 } != nil, "B did not recover")
         // Every REGISTER that got a 200 is in the database and on both nodes.
         let stored = Set(try pg.sql("SELECT aor FROM sip_registrar_bindings").split(separator: "\n").map { String($0.split(separator: "@")[0]) })
