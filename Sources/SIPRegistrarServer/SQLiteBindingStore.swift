@@ -90,7 +90,14 @@ public final class SQLiteBindingStore: BindingStore {
 
     public func loadAll() async throws -> [Binding] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM bindings").compactMap(Self.binding)
+            // A cursor, not fetchAll: a million rows are never all materialized as GRDB rows at once.
+            var out: [Binding] = []
+            out.reserveCapacity(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM bindings") ?? 0)
+            let rows = try Row.fetchCursor(db, sql: "SELECT * FROM bindings")
+            while let row = try rows.next() {
+                if let b = Self.binding(row) { out.append(b) }
+            }
+            return out
         }
     }
 
