@@ -8,16 +8,19 @@
 # in an hour), then starts the server again and measures the time from exec to the
 # "admin" line (every binding loaded and every listener up) and the resident memory
 # then, against an empty server. Needs sqlite3 and a release build. Not part of CI.
+# KEEP=DIR keeps the database in DIR (to profile a start-up: perf record ... serve --store sqlite:DIR/registrar.sqlite).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-1000000}
 swift build -c release --product sip-registrar >/dev/null
 bin=$PWD/.build/release/sip-registrar
-work=$(mktemp -d)
+work=${KEEP:-$(mktemp -d)}
+mkdir -p "$work"
+rm -f "$work"/registrar.sqlite*
 server=""
-trap '[[ -n $server ]] && kill $server 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+trap '[[ -n $server ]] && kill $server 2>/dev/null; wait 2>/dev/null; [[ -n "${KEEP:-}" ]] || rm -rf "$work"' EXIT
 
-start() {  # store -> sets server, prints seconds until the admin line
+start() {  # store -> sets server and elapsed (seconds until the admin line)
   local t0 t1
   t0=$(date +%s.%N)
   "$bin" serve --store "$1" --udp 127.0.0.1:0 --tcp 127.0.0.1:0 --tls 127.0.0.1:0 --admin 127.0.0.1:0 --log-level error \
@@ -28,13 +31,13 @@ start() {  # store -> sets server, prints seconds until the admin line
     sleep 0.02
   done
   t1=$(date +%s.%N)
-  echo "$t1 - $t0" | bc -l
+  elapsed=$(echo "$t1 - $t0" | bc -l)
 }
 stop() { kill $server; wait $server 2>/dev/null || true; server=""; }
 rss_kb() { awk '/^VmRSS/ {print $2}' /proc/$server/status; }
 
 db=$work/registrar.sqlite
-empty_s=$(start "sqlite:$db"); sleep 1; empty_kb=$(rss_kb); stop
+start "sqlite:$db"; empty_s=$elapsed; sleep 1; empty_kb=$(rss_kb); stop
 now_ms=$(($(date +%s) * 1000))
 sqlite3 "$db" <<SQL
 PRAGMA journal_mode = WAL;
@@ -48,7 +51,7 @@ SELECT 'user' || x || '@example.com', 'sip:user' || x || '@192.0.2.' || (x % 250
 FROM i;
 SQL
 rows=$(sqlite3 "$db" "SELECT count(*) FROM bindings")
-full_s=$(start "sqlite:$db"); sleep 2; full_kb=$(rss_kb)
+start "sqlite:$db"; full_s=$elapsed; sleep 2; full_kb=$(rss_kb)
 loaded=$(curl -s "$(sed -n 's/^admin //p' "$work/out")/health")
 stop
 printf 'rows=%s start_empty_s=%.2f start_full_s=%.2f rss_empty_mb=%.1f rss_full_mb=%.1f bytes_per_binding=%.0f health=%s\n' \

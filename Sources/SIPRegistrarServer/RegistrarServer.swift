@@ -102,6 +102,8 @@ public final class RegistrarServer: Sendable {
             throw ConfigurationError("auth: \(error.description)")
         }
         let loaded = try await registrar.load()
+        // Loading leaves the rows' temporary copies in malloc's free lists; give them back.
+        Self.returnFreedMemory()
         // The chain: authorization (and the per-source limits), then the registrar.
         dispatcher.addReceiver(authenticator)
         dispatcher.addReceiver(registrar)
@@ -222,6 +224,13 @@ public final class RegistrarServer: Sendable {
         } catch {
             throw ConfigurationError("tls: \(error)")
         }
+    }
+
+    /// glibc's `malloc_trim(0)` (not in Swift's Glibc module; looked up at run time, a no-op elsewhere).
+    static func returnFreedMemory() {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return }
+        typealias Trim = @convention(c) (Int) -> Int32
+        _ = unsafeBitCast(symbol, to: Trim.self)(0)
     }
 
     /// `HOSTNAME-PID`: unique among the nodes of one database as long as hosts are named apart.
