@@ -21,6 +21,7 @@ read -r -a targets <<<"${TARGETS:-ours kamailio netsip}"
 args=()
 for t in "${targets[@]}"; do [[ $t == ours ]] && args+=("$ours") || args+=("$t"); done
 cd "$bench"
+mkdir -p results
 BUDGET_S=${BUDGET_S:-100} ./run-matrix.sh "${args[@]}"
 ls -t results/matrix-*.txt | head -1
 for n in ${CONNS:-1000 10000}; do ./conns.sh "$ours" "$n"; done

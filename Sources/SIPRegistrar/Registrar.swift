@@ -21,6 +21,7 @@ public final class Registrar: SIPReceiver {
     let timers: (any SIPTimerScheduler)?
     let state: LockedState<State>
     let subscribers = LockedState<[UInt64: AsyncStream<BindingEvent>.Continuation]>([:])
+    let observers = LockedState<[@Sendable (BindingEvent) -> Void]>([])
     let nextSubscriber = LockedState<UInt64>(0)
     let userAgents = StringInterner()
 
@@ -174,11 +175,21 @@ public final class Registrar: SIPReceiver {
         return stream
     }
 
+    /// Calls `body` for every binding event, synchronously on the thread that made the
+    /// change (keep it short: a counter, a log line). Cheaper than ``events(bufferingNewest:)``,
+    /// which wakes another task for every event.
+    public func observe(_ body: @escaping @Sendable (BindingEvent) -> Void) {
+        observers.withLock { $0.append(body) }
+    }
+
     /// Whether anybody listens; events are not even built otherwise.
-    var hasSubscribers: Bool { subscribers.withLock { !$0.isEmpty } }
+    var hasSubscribers: Bool { subscribers.withLock { !$0.isEmpty } || observers.withLock { !$0.isEmpty } }
 
     func emit(_ events: [BindingEvent]) {
         guard !events.isEmpty else { return }
+        for o in observers.withLock({ $0 }) {
+            for e in events { o(e) }
+        }
         let targets = subscribers.withLock { Array($0.values) }
         for c in targets {
             for e in events { c.yield(e) }

@@ -9,10 +9,16 @@ import SIPMessage
 final class UDPLeg: Sendable {
     let channels: [any Channel]
     let localAddress: SocketAddress
+    /// Per channel: whether a flush is already queued on its event loop. Answers written during
+    /// one pass of the loop leave in one `sendmmsg` instead of one `sendmsg` each.
+    private let flushQueued: [ObjectIdentifier: NIOLoopBoundBox<Bool>]
 
     private init(channels: [any Channel], localAddress: SocketAddress) {
         self.channels = channels
         self.localAddress = localAddress
+        var queued: [ObjectIdentifier: NIOLoopBoundBox<Bool>] = [:]
+        for c in channels { queued[ObjectIdentifier(c)] = NIOLoopBoundBox.makeBoxSendingValue(false, eventLoop: c.eventLoop) }
+        self.flushQueued = queued
     }
 
     static func bind(host: String, port: Int, dispatcher: Dispatcher) async throws -> UDPLeg {
@@ -52,7 +58,19 @@ final class UDPLeg: Sendable {
     func send(_ bytes: [UInt8], to address: SocketAddress) {
         guard let channel = channels.first(where: { $0.eventLoop.inEventLoop }) ?? channels.first else { return }
         let envelope = AddressedEnvelope(remoteAddress: address, data: channel.allocator.buffer(bytes: bytes))
-        channel.writeAndFlush(envelope, promise: nil)
+        guard channel.eventLoop.inEventLoop, let queued = flushQueued[ObjectIdentifier(channel)] else {
+            channel.writeAndFlush(envelope, promise: nil)
+            return
+        }
+        channel.write(envelope, promise: nil)
+        if !queued.value {
+            queued.value = true
+            // Runs after the request tasks already queued on this loop: their answers join this flush.
+            channel.eventLoop.execute {
+                queued.value = false
+                channel.flush()
+            }
+        }
     }
 }
 
