@@ -58,18 +58,6 @@ public enum OpenSSLHashing {
         return out
     }
 
-    /// Lower-case hex of a digest.
-    public static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.underestimatedCount * 2)
-        for b in bytes {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 0x0f)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
     private static func withContiguous<R>(_ bytes: some Collection<UInt8>, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
         if let r = bytes.withContiguousStorageIfAvailable(body) { return r }
         return Array(bytes).withUnsafeBufferPointer(body)

@@ -89,8 +89,11 @@ final class PostgresServer: @unchecked Sendable {
 }
 
 /// A TCP port nobody listens on right now.
-func freeTCPPort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+func freeTCPPort() -> Int { freePort(type: SOCK_STREAM) }
+
+/// A loopback port of the given socket type that the kernel just handed out.
+func freePort(type: __socket_type) -> Int {
+    let fd = socket(AF_INET, Int32(type.rawValue), 0)
     defer { close(fd) }
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)

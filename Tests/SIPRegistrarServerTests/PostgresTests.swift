@@ -7,6 +7,17 @@ import Glibc
 
 /// Several registrar processes sharing one real PostgreSQL server.
 @Suite(.serialized) struct PostgresStoreTests {
+    /// Two nodes on one database (stop them with `stop()`).
+    func twoNodes(_ pg: PostgresServer, _ extra: [String] = []) throws -> (ServerProcess, ServerProcess) {
+        let a = try node(pg, extra, name: "node-a")
+        do {
+            return (a, try node(pg, extra, name: "node-b"))
+        } catch {
+            a.stop()
+            throw error
+        }
+    }
+
     func node(_ pg: PostgresServer, _ extra: [String] = [], name: String) throws -> ServerProcess {
         try ServerProcess.start(["--log-level", "notice"] + extra, store: pg.url, env: pg.env.merging(["SIP_REGISTRAR_NODE": name]) { $1 })
     }
@@ -32,10 +43,8 @@ import Glibc
     @Test func registerOnOneNodeLookUpOnTheOther() throws {
         let pg = try PostgresServer()
         defer { pg.destroy() }
-        let a = try node(pg, name: "node-a")
-        defer { a.stop() }
-        let b = try node(pg, name: "node-b")
-        defer { b.stop() }
+        let (a, b) = try twoNodes(pg)
+        defer { a.stop(); b.stop() }
 
         #expect(register("alice", on: a).hasPrefix("SIP/2.0 200 OK"))
         let seen = try waitUntil { try lookup(b, "sip:alice@example.com").status == 0 }
@@ -63,10 +72,8 @@ import Glibc
         let pg = try PostgresServer()
         defer { pg.destroy() }
         let limits = ["--min-expires", "1", "--max-expires", "2"]
-        let a = try node(pg, limits, name: "node-a")
-        defer { a.stop() }
-        let b = try node(pg, limits, name: "node-b")
-        defer { b.stop() }
+        let (a, b) = try twoNodes(pg, limits)
+        defer { a.stop(); b.stop() }
         #expect(register("dave", on: a, expires: 2).hasPrefix("SIP/2.0 200 OK"))
         #expect(try waitUntil { try lookup(b, "sip:dave@example.com").status == 0 } != nil)
         sleep(3)
@@ -78,10 +85,8 @@ import Glibc
     @Test func restartDuringABurstLosesNothingThatGotA200() throws {
         let pg = try PostgresServer()
         defer { pg.destroy() }
-        let a = try node(pg, name: "node-a")
-        defer { a.stop() }
-        let b = try node(pg, name: "node-b")
-        defer { b.stop() }
+        let (a, b) = try twoNodes(pg)
+        defer { a.stop(); b.stop() }
 
         let results = SIPClient.Box()
         let burst = Thread {
@@ -107,7 +112,7 @@ import Glibc
         #expect(refused >= 1, "the outage was not noticed")
 
         // Both nodes recover without a restart.
-        #expect(try waitUntil(20) { register("after", on: a).hasPrefix("SIP/2.0 200") } != nil, "A did not recover: \(a.errors.suffix(3000))")
+        #expect(waitUntil(20) { register("after", on: a).hasPrefix("SIP/2.0 200") } != nil, "A did not recover: \(a.errors.suffix(3000))")
         #expect(try waitUntil(20) { try lookup(b, "sip:after@example.com").status == 0 } != nil, "B did not recover")
         // Every REGISTER that got a 200 is in the database and on both nodes.
         let stored = Set(try pg.sql("SELECT aor FROM sip_registrar_bindings").split(separator: "\n").map { String($0.split(separator: "@")[0]) })

@@ -51,7 +51,7 @@ import Glibc
         let users = try usersFile([("dave@example.com", "s3cure")])
         let s = try ServerProcess.start(["--users", users])
         defer { s.stop() }
-        func hex(_ text: String) -> String { OpenSSLHashing.hex(OpenSSLHashing.hash(.sha256, Array(text.utf8))) }
+        func hex(_ text: String) -> String { OpenSSLHashing.hash(.sha256, Array(text.utf8)).map { String(format: "%02x", $0) }.joined() }
         for transport in ["UDP", "TCP"] {
             let callID = UUID().uuidString
             let send = { (text: String) in transport == "UDP" ? SIPClient.udp(text, port: s.udp) : SIPClient.tcp(text, port: s.tcp) }
@@ -206,18 +206,4 @@ import Glibc
 }
 
 /// A UDP port nobody uses right now.
-func freeUDPPort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    _ = withUnsafePointer(to: &addr) { p in
-        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &addr) { p in
-        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-    }
-    return Int(UInt16(bigEndian: addr.sin_port))
-}
+func freeUDPPort() -> Int { freePort(type: SOCK_DGRAM) }
