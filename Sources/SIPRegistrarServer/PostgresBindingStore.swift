@@ -233,42 +233,58 @@ public final class PostgresBindingStore: BindingStore, Sendable {
 
     /// One transaction for a batch of submissions, then one notification.
     func commit(_ batch: [BindingChange]) async throws {
+        let plan = CommitPlan(batch)
         try await client.withTransaction(logger: logger) { [self] tx in
-            var aors = Set<String>()
-            for change in batch {
-                switch change {
-                case .upsert(let b):
-                    aors.insert(b.aor)
-                    let flow = b.flowID.map { Int64(bitPattern: $0) }
-                    let q = b.q, regID = b.regID
-                    _ = try await tx.query("""
-                        INSERT INTO sip_registrar_bindings (aor, uri, scheme, q, expires_at, updated_at, call_id, cseq, instance, reg_id,
-                            other_params, path, user_agent, transport, source_host, source_port, flow_id, tls_identity, node)
-                        VALUES (\(b.aor), \(b.uri), \(Int16(b.scheme.rawValue)), \(q), \(b.expiresAt), \(b.updatedAt), \(b.callID),
-                            \(Int64(b.cseq)), \(b.instance), \(regID), \(b.otherParameters), \(b.path.joined(separator: "\n")),
-                            \(b.userAgent), \(b.transport.rawValue), \(b.sourceHost), \(b.sourcePort), \(flow), \(b.tlsIdentity), \(node))
-                        ON CONFLICT (aor, uri) DO UPDATE SET scheme = EXCLUDED.scheme, q = EXCLUDED.q, expires_at = EXCLUDED.expires_at,
-                            updated_at = EXCLUDED.updated_at, call_id = EXCLUDED.call_id, cseq = EXCLUDED.cseq, instance = EXCLUDED.instance,
-                            reg_id = EXCLUDED.reg_id, other_params = EXCLUDED.other_params, path = EXCLUDED.path,
-                            user_agent = EXCLUDED.user_agent, transport = EXCLUDED.transport, source_host = EXCLUDED.source_host,
-                            source_port = EXCLUDED.source_port, flow_id = EXCLUDED.flow_id, tls_identity = EXCLUDED.tls_identity,
-                            node = EXCLUDED.node
-                        """, logger: logger).collect()
-                case .expired(let aor, let uri, let at):
-                    aors.insert(aor)
-                    _ = try await tx.query("""
-                        DELETE FROM sip_registrar_bindings WHERE aor = \(aor) AND uri = \(uri) AND expires_at <= \(at)
-                        """, logger: logger).collect()
-                case .remove(let aor, let uri):
-                    aors.insert(aor)
-                    _ = try await tx.query("DELETE FROM sip_registrar_bindings WHERE aor = \(aor) AND uri = \(uri)", logger: logger).collect()
-                }
+            // One statement per kind of change for the whole batch: round trips, not rows, are what a commit costs.
+            if !plan.upserts.isEmpty {
+                let u = plan.upserts
+                // One element type per array: -1 and '' stand for NULL there, and NULLIF restores it.
+                let aors = u.map(\.aor), uris = u.map(\.uri), schemes = u.map { Int16($0.scheme.rawValue) }
+                let qs = u.map { Int32($0.q ?? -1) }, expires = u.map(\.expiresAt), updated = u.map(\.updatedAt)
+                let callIDs = u.map(\.callID), cseqs = u.map { Int64($0.cseq) }, instances = u.map { $0.instance ?? "" }
+                let regIDs = u.map { Int32($0.regID ?? -1) }, others = u.map(\.otherParameters)
+                let paths = u.map { $0.path.joined(separator: "\n") }, agents = u.map { $0.userAgent ?? "" }
+                let transports = u.map(\.transport.rawValue), hosts = u.map(\.sourceHost), ports = u.map { Int32($0.sourcePort) }
+                let flows = u.map { $0.flowID.map { Int64(bitPattern: $0) } ?? -1 }, identities = u.map { $0.tlsIdentity ?? "" }
+                _ = try await tx.query("""
+                    INSERT INTO sip_registrar_bindings (aor, uri, scheme, q, expires_at, updated_at, call_id, cseq, instance, reg_id,
+                        other_params, path, user_agent, transport, source_host, source_port, flow_id, tls_identity, node)
+                    SELECT aor, uri, scheme, NULLIF(q, -1), expires_at, updated_at, call_id, cseq, NULLIF(instance, ''),
+                        NULLIF(reg_id, -1), other_params, path, NULLIF(user_agent, ''), transport, source_host, source_port,
+                        NULLIF(flow_id, -1), NULLIF(tls_identity, ''), \(node)
+                    FROM unnest(\(aors)::text[], \(uris)::text[], \(schemes)::int2[], \(qs)::int4[], \(expires)::int8[],
+                        \(updated)::int8[], \(callIDs)::text[], \(cseqs)::int8[], \(instances)::text[], \(regIDs)::int4[],
+                        \(others)::text[], \(paths)::text[], \(agents)::text[], \(transports)::text[], \(hosts)::text[],
+                        \(ports)::int4[], \(flows)::int8[], \(identities)::text[])
+                        AS x(aor, uri, scheme, q, expires_at, updated_at, call_id, cseq, instance, reg_id, other_params, path,
+                             user_agent, transport, source_host, source_port, flow_id, tls_identity)
+                    ON CONFLICT (aor, uri) DO UPDATE SET scheme = EXCLUDED.scheme, q = EXCLUDED.q, expires_at = EXCLUDED.expires_at,
+                        updated_at = EXCLUDED.updated_at, call_id = EXCLUDED.call_id, cseq = EXCLUDED.cseq, instance = EXCLUDED.instance,
+                        reg_id = EXCLUDED.reg_id, other_params = EXCLUDED.other_params, path = EXCLUDED.path,
+                        user_agent = EXCLUDED.user_agent, transport = EXCLUDED.transport, source_host = EXCLUDED.source_host,
+                        source_port = EXCLUDED.source_port, flow_id = EXCLUDED.flow_id, tls_identity = EXCLUDED.tls_identity,
+                        node = EXCLUDED.node
+                    """, logger: logger).collect()
             }
-            let list = Array(aors)
+            if !plan.removals.isEmpty {
+                let aors = plan.removals.map(\.aor), uris = plan.removals.map(\.uri)
+                _ = try await tx.query("""
+                    DELETE FROM sip_registrar_bindings b USING unnest(\(aors)::text[], \(uris)::text[]) AS x(aor, uri)
+                    WHERE b.aor = x.aor AND b.uri = x.uri
+                    """, logger: logger).collect()
+            }
+            if !plan.expiries.isEmpty {
+                let aors = plan.expiries.map(\.aor), uris = plan.expiries.map(\.uri), ats = plan.expiries.map(\.at)
+                _ = try await tx.query("""
+                    DELETE FROM sip_registrar_bindings b USING unnest(\(aors)::text[], \(uris)::text[], \(ats)::int8[]) AS x(aor, uri, at)
+                    WHERE b.aor = x.aor AND b.uri = x.uri AND b.expires_at <= x.at
+                    """, logger: logger).collect()
+            }
+            // The change log and the notification in one statement (a data-modifying WITH always runs).
             _ = try await tx.query("""
-                INSERT INTO sip_registrar_changes (node, aor) SELECT \(node), unnest(\(list)::text[])
+                WITH logged AS (INSERT INTO sip_registrar_changes (node, aor) SELECT \(node), unnest(\(plan.aors)::text[]) RETURNING 1)
+                SELECT pg_notify(\(Self.channel), \(node)), (SELECT count(*) FROM logged)
                 """, logger: logger).collect()
-            _ = try await tx.query("SELECT pg_notify(\(Self.channel), \(node))", logger: logger).collect()
         }
     }
 
@@ -343,6 +359,63 @@ extension Substring {
         let ws: (Character) -> Bool = { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }
         guard let a = firstIndex(where: { !ws($0) }), let b = lastIndex(where: { !ws($0) }) else { return "" }
         return String(self[a...b])
+    }
+}
+
+/// A batch reduced to its effect: the last change to each (aor, uri) wins, in order, so one
+/// statement per kind never touches a row twice (ON CONFLICT forbids that).
+struct CommitPlan {
+    struct Key: Hashable {
+        var aor: String
+        var uri: String
+    }
+
+    enum Effect {
+        case upsert(Binding)
+        case remove
+        case expire(at: Int64)
+    }
+
+    var upserts: [Binding] = []
+    var removals: [Key] = []
+    var expiries: [(aor: String, uri: String, at: Int64)] = []
+    var aors: [String] = []
+
+    init(_ batch: [BindingChange]) {
+        var effects: [Key: Effect] = [:]
+        var order: [Key] = []
+        for change in batch {
+            let key: Key
+            let next: Effect
+            switch change {
+            case .upsert(let b):
+                key = Key(aor: b.aor, uri: b.uri)
+                next = .upsert(b)
+            case .remove(let aor, let uri):
+                key = Key(aor: aor, uri: uri)
+                next = .remove
+            case .expired(let aor, let uri, let at):
+                key = Key(aor: aor, uri: uri)
+                switch effects[key] {
+                case .upsert(let b)?: next = b.expiresAt <= at ? .remove : .upsert(b)
+                case .remove?: next = .remove
+                case .expire(let earlier)?: next = .expire(at: max(earlier, at))
+                case nil: next = .expire(at: at)
+                }
+            }
+            if effects[key] == nil { order.append(key) }
+            effects[key] = next
+        }
+        var seen = Set<String>()
+        for key in order {
+            switch effects[key] {
+            case .upsert(let b)?: upserts.append(b)
+            case .remove?: removals.append(key)
+            case .expire(let at)?: expiries.append((key.aor, key.uri, at))
+            case nil: break
+            }
+            if seen.insert(key.aor).inserted { aors.append(key.aor) }
+        }
     }
 }
 

@@ -1,4 +1,7 @@
 import Foundation
+@testable import SIPRegistrarServer
+import SIPMessage
+import SIPRegistrar
 import Testing
 
 #if canImport(Glibc)
@@ -157,5 +160,29 @@ import Glibc
         let bad = try run(ServerProcess.binary, ["serve", "--udp", "127.0.0.1:0", "--admin", "off", "--store", "postgres://host-without-db"],
                           cwd: NSTemporaryDirectory())
         #expect(bad.status == 2 && bad.err.contains("not a PostgreSQL URL"), "\(bad.err)")
+    }
+}
+
+/// What one commit does when a batch touches a contact more than once.
+@Suite struct CommitPlanTests {
+    func binding(_ uri: String, expiresAt: Int64) -> Binding {
+        Binding(aor: "a@example.com", uri: uri, scheme: .sip, expiresAt: expiresAt, updatedAt: 0, callID: "c", cseq: 1,
+                transport: .udp, sourceHost: "192.0.2.1", sourcePort: 5060)
+    }
+
+    @Test func theLastChangeToAContactWins() {
+        let plan = CommitPlan([
+            .upsert(binding("sip:1", expiresAt: 10)), .upsert(binding("sip:1", expiresAt: 20)),   // refreshed twice
+            .upsert(binding("sip:2", expiresAt: 10)), .remove(aor: "a@example.com", uri: "sip:2"), // then removed
+            .remove(aor: "a@example.com", uri: "sip:3"), .upsert(binding("sip:3", expiresAt: 30)), // removed, then back
+            .expired(aor: "a@example.com", uri: "sip:1", at: 15),                                  // refreshed past it
+            .expired(aor: "a@example.com", uri: "sip:4", at: 5), .expired(aor: "a@example.com", uri: "sip:4", at: 7),
+            .upsert(binding("sip:5", expiresAt: 10)), .expired(aor: "a@example.com", uri: "sip:5", at: 10),
+        ])
+        #expect(plan.upserts.map(\.uri) == ["sip:1", "sip:3"])
+        #expect(plan.upserts.first?.expiresAt == 20)
+        #expect(plan.removals.map(\.uri) == ["sip:2", "sip:5"])
+        #expect(plan.expiries.map(\.uri) == ["sip:4"] && plan.expiries.first?.at == 7)
+        #expect(plan.aors == ["a@example.com"])
     }
 }
