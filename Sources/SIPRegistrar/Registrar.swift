@@ -102,41 +102,30 @@ public final class Registrar: SIPReceiver {
         let now = clock.nowMilliseconds()
         var stale: [BindingChange] = []
         let loaded = state.withLock { s -> Int in
-            var entries: [ExpiryHeap.Entry] = []
-            entries.reserveCapacity(all.count)
+            var grouped: [String: [Binding]] = [:]
+            grouped.reserveCapacity(all.count)
             var n = 0
-            if s.records.isEmpty {
-                // Start-up: one dictionary operation per binding (a million load in a few seconds).
-                s.records.reserveCapacity(all.count)
-                for var b in all {
-                    guard b.isActive(at: now) else {
-                        stale.append(.expired(aor: b.aor, uri: b.uri, at: b.expiresAt))
-                        continue
-                    }
-                    // Connections do not survive a restart: the flow ids of another process mean nothing here.
-                    b.flowID = nil
-                    entries.append(.init(expiresAt: b.expiresAt, aor: b.aor, uri: b.uri))
-                    s.records[b.aor, default: []].append(b)
-                    n += 1
+            for var b in all {
+                guard b.isActive(at: now) else {
+                    stale.append(.expired(aor: b.aor, uri: b.uri, at: b.expiresAt))
+                    continue
                 }
+                // Connections do not survive a restart: the flow ids of another process mean nothing here.
+                b.flowID = nil
+                grouped[b.aor, default: []].append(b)
+                n += 1
+            }
+            if s.records.isEmpty {
+                // Start-up: the grouped dictionary becomes the index (a million load in a few seconds).
+                s.records = grouped
                 s.bindingCount = n
             } else {
-                var grouped: [String: [Binding]] = [:]
-                for var b in all {
-                    guard b.isActive(at: now) else {
-                        stale.append(.expired(aor: b.aor, uri: b.uri, at: b.expiresAt))
-                        continue
-                    }
-                    b.flowID = nil
-                    grouped[b.aor, default: []].append(b)
-                }
-                for (aor, list) in grouped {
-                    s.setBindings(aor, from: s.records[aor] ?? [], to: list)
-                    n += list.count
-                }
-                for (aor, list) in s.records {
-                    for b in list { entries.append(.init(expiresAt: b.expiresAt, aor: aor, uri: b.uri)) }
-                }
+                for (aor, list) in grouped { s.setBindings(aor, from: s.records[aor] ?? [], to: list) }
+            }
+            var entries: [ExpiryHeap.Entry] = []
+            entries.reserveCapacity(s.bindingCount)
+            for (aor, list) in s.records {
+                for b in list { entries.append(.init(expiresAt: b.expiresAt, aor: aor, uri: b.uri)) }
             }
             s.heap.rebuild(entries)
             return n
