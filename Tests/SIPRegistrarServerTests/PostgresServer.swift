@@ -95,9 +95,7 @@ func freeTCPPort() -> Int { freePort(type: SOCK_STREAM) }
 func freePort(type: __socket_type) -> Int {
     let fd = socket(AF_INET, Int32(type.rawValue), 0)
     defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var addr = loopbackAddress(port: 0)
     _ = withUnsafePointer(to: &addr) { p in
         p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
