@@ -99,11 +99,150 @@ public struct IPAddressSetError: Error, Sendable, Hashable, CustomStringConverti
     public var description: String { "'\(entry)' is not an IP address or ADDRESS/PREFIX network" }
 }
 
+/// The key a per-source limit counts a peer under.
+///
+/// An IPv4 address counts on its own. An IPv6 address counts by its /64: one
+/// subscriber line or host is routinely given a whole /64 (RFC 6177, RFC 7934),
+/// so per-address counting would hand a single attacker 2^64 fresh keys. An
+/// IPv4-mapped IPv6 address (`::ffff:192.0.2.1`, as a dual-stack socket reports
+/// IPv4 peers) counts as the IPv4 address, so both forms share one budget.
+public enum SourceKey {
+    /// `192.0.2.1` → `192.0.2.1`; `2001:db8:1:2:a:b:c:d` → `2001:db8:1:2::/64`;
+    /// `::ffff:192.0.2.1` → `192.0.2.1`. Anything else (not an IP address) is returned as it is.
+    public static func limitKey(forIP ip: String) -> String {
+        guard ip.utf8.contains(UInt8(ascii: ":")) else { return ip }
+        guard let bytes = IPAddressSet.parse(ip), bytes.count == 16 else { return ip }
+        if bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xff, bytes[11] == 0xff {
+            return "\(bytes[12]).\(bytes[13]).\(bytes[14]).\(bytes[15])"
+        }
+        var out = ""
+        for group in 0..<4 {
+            let value = UInt16(bytes[2 * group]) << 8 | UInt16(bytes[2 * group + 1])
+            out += String(value, radix: 16) + ":"
+        }
+        return out + ":/64"
+    }
+}
+
+/// A map holding at most `capacity` entries; inserting into a full one forgets the
+/// least recently used entry. Every operation is O(1) (a dictionary into the nodes
+/// of a doubly linked recency list kept in one array), so a flood of new keys costs
+/// constant work each and never lets a key go untracked.
+public struct LRUTable<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+    struct Node: Sendable {
+        var key: Key
+        var value: Value
+        var newer: Int
+        var older: Int
+    }
+
+    private var index: [Key: Int] = [:]
+    private var nodes: [Node] = []
+    /// Slots of removed entries, reused before the array grows.
+    private var free: [Int] = []
+    /// Most and least recently used node; -1 when empty.
+    private var newest = -1
+    private var oldest = -1
+    public let capacity: Int
+
+    public init(capacity: Int) {
+        self.capacity = max(1, capacity)
+    }
+
+    public var count: Int { index.count }
+
+    /// The value for `key`, which becomes the most recently used entry.
+    public mutating func value(forKey key: Key) -> Value? {
+        guard let i = index[key] else { return nil }
+        touch(i)
+        return nodes[i].value
+    }
+
+    /// Whether `key` is present, without changing its recency.
+    public func contains(_ key: Key) -> Bool { index[key] != nil }
+
+    /// Runs `body` on the value for `key` (inserting `make()` first when absent, evicting the
+    /// least recently used entry if the table is full); `key` becomes the most recently used.
+    public mutating func modify<R>(_ key: Key, orInsert make: () -> Value, _ body: (inout Value) -> R) -> R {
+        if let i = index[key] {
+            touch(i)
+            return body(&nodes[i].value)
+        }
+        let i: Int
+        if index.count >= capacity, oldest >= 0 {
+            // Full: the least recently used entry makes room (its slot is reused).
+            i = oldest
+            unlink(i)
+            index.removeValue(forKey: nodes[i].key)
+            nodes[i].key = key
+            nodes[i].value = make()
+        } else if let slot = free.popLast() {
+            i = slot
+            nodes[i].key = key
+            nodes[i].value = make()
+        } else {
+            i = nodes.count
+            nodes.append(Node(key: key, value: make(), newer: -1, older: -1))
+        }
+        index[key] = i
+        pushNewest(i)
+        return body(&nodes[i].value)
+    }
+
+    /// Sets the value for `key` (most recently used), evicting the least recently used entry if full.
+    public mutating func set(_ key: Key, _ value: Value) {
+        modify(key, orInsert: { value }) { $0 = value }
+    }
+
+    /// Forgets `key`.
+    @discardableResult
+    public mutating func removeValue(forKey key: Key) -> Value? {
+        guard let i = index.removeValue(forKey: key) else { return nil }
+        unlink(i)
+        free.append(i)
+        return nodes[i].value
+    }
+
+    /// The keys from the most to the least recently used.
+    public var keysByRecency: [Key] {
+        var out: [Key] = []
+        out.reserveCapacity(index.count)
+        var i = newest
+        while i >= 0 {
+            out.append(nodes[i].key)
+            i = nodes[i].older
+        }
+        return out
+    }
+
+    private mutating func touch(_ i: Int) {
+        guard newest != i else { return }
+        unlink(i)
+        pushNewest(i)
+    }
+
+    private mutating func unlink(_ i: Int) {
+        let newer = nodes[i].newer, older = nodes[i].older
+        if newer >= 0 { nodes[newer].older = older } else { newest = older }
+        if older >= 0 { nodes[older].newer = newer } else { oldest = newer }
+        nodes[i].newer = -1
+        nodes[i].older = -1
+    }
+
+    private mutating func pushNewest(_ i: Int) {
+        nodes[i].newer = -1
+        nodes[i].older = newest
+        if newest >= 0 { nodes[newest].newer = i } else { oldest = i }
+        newest = i
+    }
+}
+
 /// Counts events per key (a source address, a user) in fixed windows; a key that
 /// exceeds the limit within a window is blocked for a cooldown (or the rest of the
-/// window). Memory is bounded: at most `capacity` keys are tracked, and a key that
-/// cannot be tracked is let through (another limit, such as the per-address one,
-/// still applies to it).
+/// window). Memory is bounded: at most `capacity` keys are tracked, and a new key
+/// arriving at a full table takes the place of the least recently seen one, so the
+/// limiter fails closed (every key is counted) at O(1) per event. Callers key
+/// sources with ``SourceKey/limitKey(forIP:)``.
 public final class WindowLimiter: Sendable {
     /// How many events a window allows and what follows when it is exceeded.
     public struct Policy: Sendable, Hashable {
@@ -141,17 +280,13 @@ public final class WindowLimiter: Sendable {
 
     public let policy: Policy
     public let capacity: Int
-    struct Table: Sendable {
-        var entries: [String: Entry] = [:]
-        /// A full table is pruned at most once per this time, so a flood of new keys costs O(1) each.
-        var nextPrune: Int64 = .min
-    }
 
-    private let state = Mutex<Table>(Table())
+    private let state: Mutex<LRUTable<String, Entry>>
 
     public init(policy: Policy, capacity: Int = 65_536) {
         self.policy = policy
         self.capacity = max(1, capacity)
+        self.state = Mutex(LRUTable(capacity: capacity))
     }
 
     public var isEnabled: Bool { policy.limit > 0 }
@@ -159,8 +294,9 @@ public final class WindowLimiter: Sendable {
     /// Records one event for `key` at `now` (milliseconds) and says whether it is allowed.
     public func record(_ key: String, now: Int64) -> Decision {
         guard policy.limit > 0 else { return .allowed }
+        let policy = self.policy
         return state.withLock { t in
-            if var e = t.entries[key] {
+            t.modify(key, orInsert: { Entry(windowStart: now, count: 0, blockedUntil: 0) }) { e in
                 if now < e.blockedUntil { return .blocked(until: e.blockedUntil, firstInWindow: false) }
                 // A new window, or a block that has ended: counting starts again.
                 if e.blockedUntil != 0 || now - e.windowStart >= policy.windowMilliseconds {
@@ -173,37 +309,27 @@ public final class WindowLimiter: Sendable {
                     // Blocked for the cooldown, or (without one) for the rest of the window.
                     e.blockedUntil = policy.cooldownMilliseconds > 0 ? now + policy.cooldownMilliseconds
                         : e.windowStart + policy.windowMilliseconds
-                    t.entries[key] = e
                     return .blocked(until: e.blockedUntil, firstInWindow: true)
                 }
-                t.entries[key] = e
                 return .allowed
             }
-            if t.entries.count >= capacity && now >= t.nextPrune {
-                let window = policy.windowMilliseconds
-                t.entries = t.entries.filter { _, e in now < e.blockedUntil || now - e.windowStart < window }
-                t.nextPrune = now + max(1, window / 4)
-            }
-            guard t.entries.count < capacity else { return .allowed }
-            t.entries[key] = Entry(windowStart: now, count: 1, blockedUntil: 0)
-            return .allowed
         }
     }
 
-    /// Whether `key` is blocked at `now`, without counting an event.
+    /// Whether `key` is blocked at `now`, without counting an event (a tracked key counts as seen).
     public func isBlocked(_ key: String, now: Int64) -> Bool {
         guard policy.limit > 0 else { return false }
         return state.withLock { t in
-            guard let e = t.entries[key] else { return false }
+            guard let e = t.value(forKey: key) else { return false }
             return now < e.blockedUntil
         }
     }
 
     /// Forgets `key` (after a success that should clear its failures, or by an operator).
     public func reset(_ key: String) {
-        _ = state.withLock { $0.entries.removeValue(forKey: key) }
+        _ = state.withLock { $0.removeValue(forKey: key) }
     }
 
     /// Keys tracked now.
-    public var trackedCount: Int { state.withLock { $0.entries.count } }
+    public var trackedCount: Int { state.withLock { $0.count } }
 }

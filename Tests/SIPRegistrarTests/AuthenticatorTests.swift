@@ -200,14 +200,86 @@ extension SIPReceiveOutcome {
         #expect(h.events.withLock { $0.contains(.failed(.badNonce, user: "alice", realm: "example.com", source: udp.remoteAddress)) })
     }
 
-    @Test func nodesSharingTheSecretAcceptEachOthersNonces() throws {
-        let a = try AuthHarness()
-        let b = try AuthHarness()
+    /// RFC 7616 3.4.5 counts are per node: a captured Authorization must not be replayable at another node.
+    @Test func anotherNodesNonceIsAnsweredStaleNotAccepted() throws {
+        let a = try AuthHarness { $0.nodeName = "node-a" }
+        let b = try AuthHarness { $0.nodeName = "node-b" }
         let challenge = try #require(try a.send(RegisterBuilder()).response)
         var req = RegisterBuilder()
         req.cseq = 2
         req.extra = [try #require(DigestClient().credentials(for: challenge))]
+        #expect(try a.send(req).forwardedSource != nil)
+        // The same request at the other node (same secret): a fresh challenge, stale=true, not a failure.
+        let replay = try #require(try b.send(req).response)
+        #expect(replay.statusCode == 401)
+        #expect(replay.headers.values(.wwwAuthenticate).count == 2)
+        #expect(replay.headers.values(.wwwAuthenticate).allSatisfy { $0.contains("stale=true") })
+        #expect(!b.events.withLock { $0.contains { if case .failed = $0 { true } else { false } } })
+        // Neither is a nonce of node a that node a never saw used.
+        let unused = try #require(try a.send(RegisterBuilder()).response)
+        req.extra = [try #require(DigestClient().credentials(for: unused))]
+        #expect(try b.send(req).response?.headers.values(.wwwAuthenticate).allSatisfy { $0.contains("stale=true") } == true)
+        // The answer to node b's own challenge works there.
+        req.cseq = 3
+        req.extra = [try #require(DigestClient().credentials(for: replay))]
         #expect(try b.send(req).forwardedSource != nil)
+        // A wrong password with another node's nonce is a plain failure (no stale=true).
+        req.extra = [try #require(DigestClient(password: "bad").credentials(for: unused))]
+        let bad = try #require(try b.send(req).response)
+        #expect(bad.statusCode == 401 && !bad.headers.values(.wwwAuthenticate).contains { $0.contains("stale") })
+    }
+
+    /// A node's nonce-counts do not survive a restart, so neither do its nonces (even under the same name).
+    @Test func aRestartedNodeAnswersItsOldNoncesStale() throws {
+        let before = try AuthHarness { $0.nodeName = "node-a" }
+        let after = try AuthHarness { $0.nodeName = "node-a" }
+        let challenge = try #require(try before.send(RegisterBuilder()).response)
+        var req = RegisterBuilder()
+        req.cseq = 2
+        req.extra = [try #require(DigestClient().credentials(for: challenge))]
+        #expect(try before.send(req).forwardedSource != nil)
+        let r = try #require(try after.send(req).response)
+        #expect(r.statusCode == 401 && r.headers.values(.wwwAuthenticate).allSatisfy { $0.contains("stale=true") })
+    }
+
+    /// Nonces in the format without a node tag (before an upgrade) get a fresh challenge, not a failure.
+    @Test func unboundNoncesFromBeforeAnUpgradeAreStale() throws {
+        let h = try AuthHarness()
+        let hashing = TestHashing()
+        let payload = bigEndianBytes(UInt64(bitPattern: h.clock.nowMilliseconds())) + bigEndianBytes(42)
+        let mac = hashing.hmacSHA256(key: Array(repeating: 7, count: 32), payload + Array("example.com".utf8)).prefix(16)
+        let old = hexString(payload + mac)
+        #expect(h.auth.nonces.check(old, realm: "example.com", now: h.clock.nowMilliseconds()) == .otherNode)
+        var forged = Array(old)
+        forged[40] = forged[40] == "0" ? "1" : "0"
+        #expect(h.auth.nonces.check(String(forged), realm: "example.com", now: h.clock.nowMilliseconds()) == .invalid)
+        #expect(h.auth.nonces.check(String(repeating: "z", count: 80), realm: "example.com", now: 0) == .invalid)
+    }
+
+    /// `auth.algorithms: [SHA-256]`: only the SHA-256 challenge, and an MD5 answer is refused like a wrong password.
+    @Test func md5TurnedOffOffersOnlySHA256AndRefusesMD5() throws {
+        let h = try AuthHarness { $0.algorithms = [.sha256] }
+        let challenge = try #require(try h.send(RegisterBuilder()).response)
+        let values = challenge.headers.values(.wwwAuthenticate).map(String.init)
+        #expect(values.count == 1 && values[0].contains("algorithm=SHA-256"))
+        // An MD5 answer with the right password (to a nonce this node issued).
+        let md5Line = try #require(DigestClient().credentials(for: challenge)?
+            .replacingOccurrences("algorithm=SHA-256", "algorithm=MD5"))
+        let nonce = try #require((try challenge.headers.wwwAuthenticate).first?["nonce"])
+        let h1 = TestHashing().ha1(.md5, user: "alice", realm: "example.com", password: "secret")
+        let response = Authenticator.response(TestHashing(), .md5, ha1: h1, nonce: nonce, nc: "00000001", cnonce: "0a4f113b",
+                                              qop: "auth", method: "REGISTER", uri: "sip:example.com")
+        var b = RegisterBuilder()
+        b.cseq = 2
+        b.extra = [md5Line.replacing(/response="[0-9a-f]+"/, with: "response=\"\(response)\"")]
+        let r = try #require(try h.send(b).response)
+        #expect(r.statusCode == 401 && r.headers.values(.wwwAuthenticate).count == 1)
+        #expect(!r.headers.values(.wwwAuthenticate).contains { $0.contains("stale") })
+        #expect(h.events.withLock { $0.contains(.failed(.badCredentials, user: "alice", realm: "example.com", source: udp.remoteAddress)) })
+        // With MD5 on, the same answer is accepted.
+        let on = try AuthHarness()
+        #expect(try on.login(DigestClient(algorithm: .md5)).forwardedSource != nil)
+        #expect(throws: RegistrarConfigurationError.self) { try AuthHarness { $0.algorithms = [.md5, .md5] } }
     }
 
     @Test func onlyTheOwnAddressOrAnAliasMayBeRegistered() throws {
@@ -375,6 +447,86 @@ extension SIPReceiveOutcome {
         #expect(try h.login(DigestClient()).forwardedSource != nil)
     }
 
+    /// A stranger sending wrong passwords in alice's name blocks the name, but not alice's own devices.
+    @Test func blockedUserStillLogsInFromItsRecentGoodSources() throws {
+        let h = try AuthHarness {
+            $0.failuresPerSource = .off
+            $0.failuresPerUser = .init(limit: 2, windowMilliseconds: 60_000, cooldownMilliseconds: 600_000)
+        }
+        // alice's phone logs in before the attack.
+        #expect(try h.login(DigestClient()).forwardedSource != nil)
+        let stranger = SIPSource(transport: .udp, remoteHost: "198.51.100.66", remotePort: 5060)
+        for _ in 0..<3 { _ = try h.login(DigestClient(password: "guess"), from: stranger) }
+        // Blocked for the stranger, even with the right password (it never logged in as alice)...
+        let r = try #require(try h.login(DigestClient(), from: stranger).response)
+        #expect(r.statusCode == 403 && r.reasonPhrase == "Too Many Failed Authentications")
+        // ...and for any other new source.
+        let newcomer = SIPSource(transport: .tcp, remoteHost: "203.0.113.5", remotePort: 40000, flowID: 3)
+        #expect(try h.login(DigestClient(), from: newcomer).response?.statusCode == 403)
+        // alice's phone still registers, again and again.
+        for _ in 0..<3 { #expect(try h.login(DigestClient()).forwardedSource != nil) }
+        // From a known source a wrong password is still a wrong password.
+        #expect(try h.login(DigestClient(password: "typo")).response?.statusCode == 401)
+        // Another port on the same address is the same source.
+        let samePhone = SIPSource(transport: .udp, remoteHost: udp.remoteHost, remotePort: 5999)
+        #expect(try h.login(DigestClient(), from: samePhone).forwardedSource != nil)
+    }
+
+    @Test func goodSourcesAreBoundedPerUserAndInUsers() throws {
+        let h = try AuthHarness {
+            $0.failuresPerSource = .off
+            $0.failuresPerUser = .init(limit: 1, windowMilliseconds: 60_000, cooldownMilliseconds: 600_000)
+            $0.goodSourcesPerUser = 2
+            $0.rememberedUsers = 2
+        }
+        let sources = (1...3).map { SIPSource(transport: .udp, remoteHost: "192.0.2.\($0)", remotePort: 5060) }
+        for s in sources { #expect(try h.login(DigestClient(), from: s).forwardedSource != nil) }
+        let stranger = SIPSource(transport: .udp, remoteHost: "198.51.100.66", remotePort: 5060)
+        for _ in 0..<2 { _ = try h.login(DigestClient(password: "guess"), from: stranger) }
+        // Only the last two sources are remembered.
+        #expect(try h.login(DigestClient(), from: sources[0]).response?.statusCode == 403)
+        #expect(try h.login(DigestClient(), from: sources[1]).forwardedSource != nil)
+        #expect(try h.login(DigestClient(), from: sources[2]).forwardedSource != nil)
+        // Room for two users: after bob and then carol authenticate, alice is the one forgotten.
+        var bobs = RegisterBuilder()
+        bobs.to = "<sip:bob@example.com>"
+        #expect(try h.login(DigestClient(user: "bob", password: "builder"), builder: bobs).forwardedSource != nil)
+        #expect(h.auth.goodSources.withLock { $0.count } == 2)
+        h.auth.rememberGoodSource(user: "carol@example.com", source: "192.0.2.9")
+        #expect(try h.login(DigestClient(), from: sources[2]).response?.statusCode == 403)
+    }
+
+    /// An IPv6 host owns a /64: counting per address would give one attacker 2^64 fresh budgets.
+    @Test func ipv6SourcesCountPerSlash64() throws {
+        let h = try AuthHarness {
+            $0.failuresPerSource = .init(limit: 3, windowMilliseconds: 60_000, cooldownMilliseconds: 120_000)
+            $0.failuresPerUser = .off
+        }
+        for i in 1...4 {
+            let s = SIPSource(transport: .udp, remoteHost: "2001:db8:1:2::\(i)", remotePort: 5060)
+            #expect(try h.login(DigestClient(password: "bad"), from: s).response?.statusCode == 401)
+        }
+        let sameNet = SIPSource(transport: .udp, remoteHost: "2001:db8:1:2:abcd:ef01:2345:6789", remotePort: 5060)
+        #expect(try h.send(RegisterBuilder(), from: sameNet).response?.statusCode == 403)
+        #expect(h.limits == [.limited(.failuresPerSource, key: "2001:db8:1:2::/64", untilMilliseconds: h.clock.nowMilliseconds() + 120_000,
+                                      first: true)])
+        let nextNet = SIPSource(transport: .udp, remoteHost: "2001:db8:1:3::1", remotePort: 5060)
+        #expect(try h.login(DigestClient(), from: nextNet).forwardedSource != nil)
+
+        let rate = try AuthHarness { $0.mode = .off; $0.registersPerSource = .init(limit: 2, windowMilliseconds: 1_000) }
+        for i in 1...2 {
+            #expect(try rate.send(RegisterBuilder(), from: SIPSource(transport: .udp, remoteHost: "2001:db8::\(i)", remotePort: 5060)).isPass)
+        }
+        #expect(try rate.send(RegisterBuilder(), from: SIPSource(transport: .udp, remoteHost: "2001:db8::99", remotePort: 5060))
+            .response?.statusCode == 503)
+        // IPv4 (and IPv4 mapped into IPv6) still counts per address.
+        #expect(try rate.send(RegisterBuilder(), from: SIPSource(transport: .udp, remoteHost: "192.0.2.7", remotePort: 5060)).isPass)
+        #expect(try rate.send(RegisterBuilder(), from: SIPSource(transport: .udp, remoteHost: "::ffff:192.0.2.7", remotePort: 5060)).isPass)
+        #expect(try rate.send(RegisterBuilder(), from: SIPSource(transport: .udp, remoteHost: "192.0.2.7", remotePort: 5060))
+            .response?.statusCode == 503)
+        #expect(try rate.send(RegisterBuilder(), from: SIPSource(transport: .udp, remoteHost: "192.0.2.8", remotePort: 5060)).isPass)
+    }
+
     @Test func registerRatePerSourceAnswers503WithRetryAfter() throws {
         let h = try AuthHarness { $0.mode = .off; $0.registersPerSource = .init(limit: 5, windowMilliseconds: 1_000) }
         for _ in 0..<5 { #expect(try h.send(RegisterBuilder()).isPass) }
@@ -481,5 +633,54 @@ extension String {
         // A flood of distinct keys never grows the table past its capacity.
         for i in 0..<10_000 { _ = l.record("k\(i)", now: 6_000) }
         #expect(l.trackedCount <= 100)
+    }
+
+    /// A full table forgets its least recently seen key; a new key is counted, never let through untracked.
+    @Test func fullWindowLimiterEvictsTheLeastRecentlyUsedKey() {
+        let l = WindowLimiter(policy: .init(limit: 1, windowMilliseconds: 60_000, cooldownMilliseconds: 60_000), capacity: 3)
+        for k in ["a", "b", "c"] { #expect(l.record(k, now: 0) == .allowed) }
+        // Full. "a" is used again, so "b" is now the least recently used.
+        #expect(l.record("a", now: 1) == .blocked(until: 60_001, firstInWindow: true))
+        // A new key is tracked (and so limited): it takes b's place.
+        #expect(l.record("d", now: 2) == .allowed)
+        #expect(l.record("d", now: 3) == .blocked(until: 60_003, firstInWindow: true))
+        #expect(l.trackedCount == 3)
+        #expect(l.isBlocked("a", now: 4))
+        // b was forgotten, so it counts afresh; c, now the least recently seen, makes room.
+        #expect(l.record("b", now: 5) == .allowed)
+        // Then c counts afresh and d makes room; a, seen at 4, stays blocked.
+        #expect(l.record("c", now: 6) == .allowed)
+        #expect(l.isBlocked("a", now: 7) && !l.isBlocked("d", now: 7))
+    }
+
+    @Test func lruTableKeepsRecencyOrderAndReusesSlots() {
+        var t = LRUTable<String, Int>(capacity: 3)
+        t.set("a", 1)
+        t.set("b", 2)
+        t.set("c", 3)
+        #expect(t.keysByRecency == ["c", "b", "a"])
+        #expect(t.value(forKey: "a") == 1)
+        #expect(t.keysByRecency == ["a", "c", "b"])
+        t.set("d", 4)  // evicts b
+        #expect(t.keysByRecency == ["d", "a", "c"] && !t.contains("b"))
+        #expect(t.removeValue(forKey: "a") == 1)
+        t.set("e", 5)  // a free slot: nothing evicted
+        #expect(t.keysByRecency == ["e", "d", "c"] && t.count == 3)
+        #expect(t.modify("c", orInsert: { 0 }) { v -> Int in v += 10; return v } == 13)
+        #expect(t.keysByRecency == ["c", "e", "d"])
+        // A long flood stays within capacity, touching each key a constant number of times.
+        var big = LRUTable<Int, Int>(capacity: 1_000)
+        for i in 0..<100_000 { big.set(i, i) }
+        #expect(big.count == 1_000 && big.keysByRecency.first == 99_999 && big.keysByRecency.last == 99_000)
+    }
+
+    @Test func sourceKeysGroupIPv6By64AndMapIPv4() {
+        #expect(SourceKey.limitKey(forIP: "192.0.2.1") == "192.0.2.1")
+        #expect(SourceKey.limitKey(forIP: "2001:db8:1:2:3:4:5:6") == "2001:db8:1:2::/64")
+        #expect(SourceKey.limitKey(forIP: "2001:DB8:0:0:ffff::1") == "2001:db8:0:0::/64")
+        #expect(SourceKey.limitKey(forIP: "::1") == "0:0:0:0::/64")
+        #expect(SourceKey.limitKey(forIP: "::ffff:192.0.2.1") == "192.0.2.1")
+        #expect(SourceKey.limitKey(forIP: "fe80::1%eth0") == "fe80::1%eth0")
+        #expect(SourceKey.limitKey(forIP: "not-an-address") == "not-an-address")
     }
 }

@@ -34,8 +34,13 @@ public struct AuthenticationConfiguration: Sendable, Hashable {
     public var realm: String?
     /// A nonce is accepted this many seconds after it was issued; later it is answered `stale=true`.
     public var nonceLifetime: Int
-    /// Challenges offered, in order of preference (RFC 8760: SHA-256 first).
+    /// Challenges offered, in order of preference (RFC 8760 2.4: SHA-256 first). Credentials with an
+    /// algorithm not listed are refused like a wrong password (`[.sha256]` turns MD5 off).
     public var algorithms: [DigestAlgorithm]
+    /// This node's name, bound into every nonce it issues: nodes sharing the nonce secret answer each
+    /// other's nonces with a fresh challenge (`stale=true`) instead of accepting them, because the
+    /// nonce-counts that refuse replays live in the issuing node's memory (RFC 7616 3.4.5).
+    public var nodeName: String
     /// Failed authentications allowed per source address per window.
     public var failuresPerSource: WindowLimiter.Policy
     /// Failed authentications allowed per user name (known or not) per window.
@@ -51,6 +56,11 @@ public struct AuthenticationConfiguration: Sendable, Hashable {
     public var limitAction: LimitAction
     /// At most this many digest nonces are tracked for replay protection; older ones are then refused as stale.
     public var maxTrackedNonces: Int
+    /// Users whose recent good sources are remembered (least recently authenticated forgotten first);
+    /// while a user is blocked by `failuresPerUser`, those sources may still log in.
+    public var rememberedUsers: Int
+    /// Good sources remembered per user (the most recent ones).
+    public var goodSourcesPerUser: Int
 
     public init(mode: AuthenticationMode = .digest, domainModes: [String: AuthenticationMode] = [:], realm: String? = nil,
                 nonceLifetime: Int = 300,
@@ -59,7 +69,8 @@ public struct AuthenticationConfiguration: Sendable, Hashable {
                 failuresPerUser: WindowLimiter.Policy = .init(limit: 20, windowMilliseconds: 60_000, cooldownMilliseconds: 300_000),
                 registersPerSource: WindowLimiter.Policy = .init(limit: 100, windowMilliseconds: 1_000, cooldownMilliseconds: 10_000),
                 exemptSources: IPAddressSet = .loopback, trustedSources: IPAddressSet = .empty, limitAction: LimitAction = .reject,
-                maxTrackedNonces: Int = 1_000_000) {
+                maxTrackedNonces: Int = 1_000_000, nodeName: String = "", rememberedUsers: Int = 1 << 20,
+                goodSourcesPerUser: Int = 8) {
         self.mode = mode
         self.domainModes = domainModes
         self.realm = realm?.lowercased()
@@ -72,6 +83,9 @@ public struct AuthenticationConfiguration: Sendable, Hashable {
         self.trustedSources = trustedSources
         self.limitAction = limitAction
         self.maxTrackedNonces = maxTrackedNonces
+        self.nodeName = nodeName
+        self.rememberedUsers = rememberedUsers
+        self.goodSourcesPerUser = goodSourcesPerUser
     }
 
     /// Checks the settings; throws a description of the first bad one.
@@ -81,7 +95,9 @@ public struct AuthenticationConfiguration: Sendable, Hashable {
         }
         guard nonceLifetime > 0 else { throw .invalid("nonce lifetime must be positive (got \(nonceLifetime))") }
         guard !algorithms.isEmpty else { throw .invalid("at least one digest algorithm is needed") }
+        guard Set(algorithms).count == algorithms.count else { throw .invalid("a digest algorithm is listed twice") }
         guard maxTrackedNonces > 0 else { throw .invalid("max tracked nonces must be positive") }
+        guard rememberedUsers > 0, goodSourcesPerUser > 0 else { throw .invalid("remembered users and good sources must be positive") }
         for (d, _) in domainModes where d.isEmpty || d.contains(where: { $0 == " " || $0 == "@" || $0 == ":" }) {
             throw .invalid("auth domain '\(d)' is not a host name")
         }

@@ -60,13 +60,19 @@ public final class Authenticator: SIPReceiver {
     let sourceFailures: WindowLimiter
     let userFailures: WindowLimiter
     let registerRate: WindowLimiter
+    /// Per user (hash of `user@realm`), the hashes of the last sources (``SourceKey/limitKey(forIP:)``)
+    /// that authenticated as that user, most recent last. Hashes keep an entry small (Hasher is seeded
+    /// per process, so nobody outside can aim at a collision); a collision could only let a source try
+    /// that user's password while the user is blocked, never accept a wrong one.
+    let goodSources: LockedState<LRUTable<Int, [Int]>>
     let observer: (@Sendable (AuthenticationEvent) -> Void)?
 
     /// - Parameters:
     ///   - configuration: modes and limits.
     ///   - users: the users file's entries (replace them later with ``replaceUsers(_:)``).
     ///   - hashing: the SHA-256/MD5/HMAC implementation.
-    ///   - secret: the nonce key, at least 16 random bytes; nodes that share it accept each other's nonces.
+    ///   - secret: the nonce key, at least 16 random bytes; nodes that share it recognise each other's nonces
+    ///     (and answer them `stale=true`: a nonce is accepted only by the node named in it, `configuration.nodeName`).
     ///   - domains: the served domains (empty: all), used to pick the realm of non-REGISTER requests.
     ///   - serverHeader: a Server header for the answers.
     ///   - observer: called for every challenge, success, failure and limit hit.
@@ -82,11 +88,12 @@ public final class Authenticator: SIPReceiver {
         self.domains = DomainMatcher(domains)
         self.secret = secret
         self.nonces = DigestNonces(secret: secret, hashing: hashing, lifetimeSeconds: configuration.nonceLifetime,
-                                   maxTracked: configuration.maxTrackedNonces)
+                                   maxTracked: configuration.maxTrackedNonces, node: configuration.nodeName)
         self.usersState = LockedState(users)
         self.sourceFailures = WindowLimiter(policy: configuration.failuresPerSource)
         self.userFailures = WindowLimiter(policy: configuration.failuresPerUser)
         self.registerRate = WindowLimiter(policy: configuration.registersPerSource)
+        self.goodSources = LockedState(LRUTable(capacity: configuration.rememberedUsers))
         self.observer = observer
     }
 
@@ -112,14 +119,16 @@ public final class Authenticator: SIPReceiver {
         let now = clock.nowMilliseconds()
         let ip = source.remoteHost
         let exempt = configuration.exemptSources.contains(ip)
+        // Per-source limits count an IPv6 source by its /64.
+        let sourceKey = exempt ? ip : SourceKey.limitKey(forIP: ip)
 
         if isRegister && !exempt {
-            if case .blocked(let until, let first) = registerRate.record(ip, now: now) {
-                observer?(.limited(.registersPerSource, key: ip, untilMilliseconds: until, first: first))
+            if case .blocked(let until, let first) = registerRate.record(sourceKey, now: now) {
+                observer?(.limited(.registersPerSource, key: sourceKey, untilMilliseconds: until, first: first))
                 return limited(request, status: 503, reason: "Too Many Requests From This Address", until: until, now: now)
             }
         }
-        if !exempt && sourceFailures.isBlocked(ip, now: now) {
+        if !exempt && sourceFailures.isBlocked(sourceKey, now: now) {
             return limited(request, status: 403, reason: "Too Many Failed Authentications", until: nil, now: now)
         }
 
@@ -183,13 +192,20 @@ public final class Authenticator: SIPReceiver {
               let response = credentials["response"], let qop = credentials["qop"], qop.lowercased() == "auth",
               let ncText = credentials["nc"], ncText.utf8.count == 8, let nc = UInt32(ncText, radix: 16), nc > 0,
               let cnonce = credentials["cnonce"], !cnonce.isEmpty,
-              let algorithm = credentials["algorithm"].map({ DigestAlgorithm(token: $0) }) ?? .md5,
-              configuration.algorithms.contains(algorithm) else {
+              let algorithm = credentials["algorithm"].map({ DigestAlgorithm(token: $0) }) ?? .md5 else {
             return failure(.malformed, request, source: source, user: credentials["username"], realm: realm, exempt: exempt, now: now)
         }
         let userKey = username + "@" + realm
-        if userFailures.isBlocked(userKey, now: now) {
+        let sourceKey = SourceKey.limitKey(forIP: source.remoteHost)
+        // A blocked user name stays open to the sources that logged in as it before: otherwise anyone
+        // could lock a user out for good by sending wrong passwords in its name.
+        if userFailures.isBlocked(userKey, now: now), !isGoodSource(user: userKey, source: sourceKey) {
             return limited(request, status: 403, reason: "Too Many Failed Authentications", until: nil, now: now)
+        }
+        // An algorithm the operator turned off (`auth.algorithms`) is refused like a wrong password:
+        // a fresh challenge offering only the algorithms in use (RFC 8760 2.4 leaves the choice to the server).
+        guard configuration.algorithms.contains(algorithm) else {
+            return failure(.badCredentials, request, source: source, user: username, realm: realm, exempt: exempt, now: now)
         }
         // RFC 7616 3.4.6: the digest-uri names the Request-URI.
         if digestURI != request.uri.description {
@@ -214,7 +230,9 @@ public final class Authenticator: SIPReceiver {
             return failure(.badCredentials, request, source: source, user: username, realm: realm, exempt: exempt, now: now)
         }
 
-        // The password was right. Now the nonce's age and count.
+        // The password was right. Now the nonce's age, node and count: an expired nonce, or one another
+        // node issued (its nonce-counts are not known here), gets a fresh challenge with stale=true
+        // (RFC 7616 3.3: the client retries without asking for the password again).
         guard case .valid(let issued) = nonceState else {
             return challenge(request, realm: realm, stale: true, now: now)
         }
@@ -225,6 +243,7 @@ public final class Authenticator: SIPReceiver {
             observer?(.failed(.replay, user: username, realm: realm, source: source.remoteAddress))
             return challenge(request, realm: realm, stale: false, now: now)
         }
+        rememberGoodSource(user: userKey, source: sourceKey)
 
         if let aor, !user.owns(aor: aor) {
             observer?(.failed(.notOwner, user: user.aor, realm: realm, source: source.remoteAddress))
@@ -243,13 +262,41 @@ public final class Authenticator: SIPReceiver {
     func failure(_ reason: AuthenticationEvent.Failure, _ request: SIPRequest, source: SIPSource, user: String?, realm: String,
                  exempt: Bool, now: Int64) -> SIPReceiveOutcome {
         observer?(.failed(reason, user: user, realm: realm, source: source.remoteAddress))
-        if !exempt, case .blocked(let until, let first) = sourceFailures.record(source.remoteHost, now: now) {
-            observer?(.limited(.failuresPerSource, key: source.remoteHost, untilMilliseconds: until, first: first))
+        if !exempt {
+            let key = SourceKey.limitKey(forIP: source.remoteHost)
+            if case .blocked(let until, let first) = sourceFailures.record(key, now: now) {
+                observer?(.limited(.failuresPerSource, key: key, untilMilliseconds: until, first: first))
+            }
         }
         if let user, case .blocked(let until, let first) = userFailures.record(user + "@" + realm, now: now) {
             observer?(.limited(.failuresPerUser, key: user + "@" + realm, untilMilliseconds: until, first: first))
         }
         return challenge(request, realm: realm, stale: false, now: now)
+    }
+
+    // MARK: Good sources
+
+    /// Remembers that `source` (a limit key) authenticated as `user` (`user@realm`): the most recent
+    /// `goodSourcesPerUser` sources are kept, for the `rememberedUsers` users authenticated most recently.
+    func rememberGoodSource(user: String, source: String) {
+        let u = user.hashValue, s = source.hashValue
+        let keep = configuration.goodSourcesPerUser
+        goodSources.withLock { table in
+            table.modify(u, orInsert: { [] }) { list in
+                if let i = list.firstIndex(of: s) {
+                    list.remove(at: i)
+                } else if list.count >= keep {
+                    list.removeFirst(list.count - keep + 1)
+                }
+                list.append(s)
+            }
+        }
+    }
+
+    /// Whether `source` authenticated as `user` recently.
+    func isGoodSource(user: String, source: String) -> Bool {
+        let u = user.hashValue, s = source.hashValue
+        return goodSources.withLock { $0.value(forKey: u)?.contains(s) ?? false }
     }
 
     // MARK: Answers
