@@ -34,7 +34,7 @@ public enum ConfigurationLoader {
     /// The keys the file may hold, by section.
     static let schema: [String: Set<String>] = [
         "": ["listen", "tls", "registrar", "store", "store_password_file", "node_name", "admin", "log_level", "auth", "limits"],
-        "auth": ["mode", "users", "domains", "realm", "nonce_lifetime", "secret_file", "trusted"],
+        "auth": ["mode", "users", "domains", "realm", "nonce_lifetime", "secret_file", "trusted", "algorithms"],
         "limits": ["failed_auth_per_source", "failed_auth_per_user", "failed_auth_window", "block_seconds",
                    "registers_per_source", "connections_per_source", "tls_handshakes_per_source", "exempt", "action"],
         "listen": ["udp", "tcp", "tls"],
@@ -205,6 +205,20 @@ public enum ConfigurationLoader {
             case "nonce_lifetime":
                 guard let n = value.int, n > 0 else { throw fail(value, "auth.nonce_lifetime must be a positive number of seconds") }
                 s.nonceLifetime = n
+            case "algorithms":
+                let names = DigestAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")
+                guard let seq = value.sequence, !seq.isEmpty else {
+                    throw fail(value, "auth.algorithms must be a non-empty list of \(names)")
+                }
+                var list: [DigestAlgorithm] = []
+                for item in seq {
+                    guard let a = item.string.flatMap({ DigestAlgorithm(token: $0) }) else {
+                        throw fail(item, "auth.algorithms: unknown algorithm '\(item.string ?? "?")' (expected \(names))")
+                    }
+                    guard !list.contains(a) else { throw fail(item, "auth.algorithms: \(a.rawValue) is listed twice") }
+                    list.append(a)
+                }
+                s.algorithms = list
             case "trusted":
                 guard let seq = value.sequence else { throw fail(value, "auth.trusted must be a list of addresses or networks") }
                 s.trusted = seq.compactMap(\.string)

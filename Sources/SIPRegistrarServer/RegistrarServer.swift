@@ -94,7 +94,10 @@ public final class RegistrarServer: Sendable {
         }
         let authenticator: Authenticator
         do {
-            authenticator = try Authenticator(configuration: authConfig, users: users, hashing: OpenSSLDigestHashing(), secret: secret,
+            // Each nonce names the node that issued it; nodes sharing auth.secret_file answer each other's stale=true.
+            var nodeAuthConfig = authConfig
+            nodeAuthConfig.nodeName = config.nodeName ?? Self.defaultNodeName()
+            authenticator = try Authenticator(configuration: nodeAuthConfig, users: users, hashing: OpenSSLDigestHashing(), secret: secret,
                                               domains: config.domains, clock: clock,
                                               serverHeader: "sip-registrar/\(SIPRegistrarVersion.current)",
                                               observer: authenticationObserver(metrics: metrics))

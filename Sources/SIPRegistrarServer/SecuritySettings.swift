@@ -14,6 +14,8 @@ public struct SecuritySettings: Sendable, Hashable {
     public var realm: String?
     /// Seconds a digest nonce stays usable.
     public var nonceLifetime = 300
+    /// Digest algorithms offered, in order (`auth.algorithms`); `[SHA-256]` turns MD5 off.
+    public var algorithms: [DigestAlgorithm] = [.sha256, .md5]
     /// A file holding the nonce key (≥ 16 bytes), for several nodes that must accept each other's nonces.
     public var secretFile: String?
     /// Addresses or networks whose requests other than REGISTER are not challenged (proxies).
@@ -59,7 +61,7 @@ public struct SecuritySettings: Sendable, Hashable {
         let window = Int64(failedAuthWindow) * 1000
         let block = Int64(blockSeconds) * 1000
         return AuthenticationConfiguration(
-            mode: effectiveMode, domainModes: authDomains, realm: realm, nonceLifetime: nonceLifetime,
+            mode: effectiveMode, domainModes: authDomains, realm: realm, nonceLifetime: nonceLifetime, algorithms: algorithms,
             failuresPerSource: .init(limit: failedAuthPerSource, windowMilliseconds: window, cooldownMilliseconds: block),
             failuresPerUser: .init(limit: failedAuthPerUser, windowMilliseconds: window, cooldownMilliseconds: block),
             registersPerSource: .init(limit: registersPerSource, windowMilliseconds: 1_000, cooldownMilliseconds: 0),
