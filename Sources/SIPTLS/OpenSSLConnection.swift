@@ -1,6 +1,13 @@
 internal import COpenSSL
 internal import CSIPTLSShims
 import NIOCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// One `SSL*` with a pair of memory BIOs, driven synchronously: ciphertext is fed
 /// in with ``feed(_:)`` and taken out with ``takeOutput(allocator:)``; every call
@@ -53,7 +60,7 @@ final class OpenSSLConnection {
             SSL_set_connect_state(ssl)
             if let name = serverHostname ?? context.configuration.serverHostname {
                 // SNI only for names, not IP literals (RFC 6066 3).
-                if !name.allSatisfy({ $0.isHexDigit || $0 == "." || $0 == ":" }) || name.allSatisfy({ $0.isLetter }) {
+                if !Self.isIPLiteral(name) {
                     _ = CSIPTLSShims_SSL_set_tlsext_host_name(ssl, name)
                 }
                 if context.configuration.verifyServer {
@@ -65,6 +72,16 @@ final class OpenSSLConnection {
     }
 
     deinit { SSL_free(ssl) }
+
+    /// Whether `name` is an IPv4 or IPv6 address literal (as `inet_pton` reads them; an IPv6
+    /// literal may be bracketed). `cafe.de` or `beef` are names, `10.0.0.1` and `::1` are not.
+    static func isIPLiteral(_ name: String) -> Bool {
+        var host = Substring(name)
+        if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return String(host).withCString { p in inet_pton(AF_INET, p, &v4) == 1 || inet_pton(AF_INET6, p, &v6) == 1 }
+    }
 
     /// Swaps in fresh memory BIOs once the handshake is over: a memory BIO never gives back
     /// the capacity it grew to for the handshake flights (several KiB per connection), which
@@ -157,31 +174,57 @@ final class OpenSSLConnection {
         return result
     }
 
-    /// Encrypts all of `buffer` (a memory BIO never pushes back, so it is consumed whole).
-    func write(_ buffer: ByteBuffer) -> Step {
-        var step = Step.complete
+    /// What ``write(_:)`` did with a buffer.
+    enum WriteResult: Equatable {
+        /// All of it is encrypted.
+        case complete
+        /// OpenSSL needs to read before it can write more (a renegotiation or key update in
+        /// progress): the first `written` bytes are encrypted, the rest is not and must be
+        /// written again after the next read.
+        case wantRead(written: Int)
+        case failed(TLSError)
+    }
+
+    /// Encrypts `buffer`. A memory BIO never pushes back, so normally all of it is consumed;
+    /// when OpenSSL wants to read first, the result says how much was taken.
+    func write(_ buffer: ByteBuffer) -> WriteResult {
+        var result = WriteResult.complete
         buffer.withUnsafeReadableBytes { p in
             var offset = 0
             while offset < p.count {
                 OpenSSLErrors.clear()
                 var written = 0
                 guard let base = p.baseAddress else { return }
-                let rc = SSL_write_ex(ssl, base + offset, p.count - offset, &written)
+                var chunk = p.count - offset
+                if let limit = simulateWantReadAfter {
+                    if limit == 0 {
+                        simulateWantReadAfter = nil
+                        result = .wantRead(written: offset)
+                        return
+                    }
+                    chunk = min(chunk, limit)
+                }
+                let rc = SSL_write_ex(ssl, base + offset, chunk, &written)
                 if rc == 1 {
                     offset += written
+                    if let limit = simulateWantReadAfter { simulateWantReadAfter = limit - written }
                     continue
                 }
                 let err = SSL_get_error(ssl, rc)
                 if err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE {
-                    step = .wantRead
+                    result = .wantRead(written: offset)
                 } else {
-                    step = .failed(.protocolError(stack: OpenSSLErrors.drain()))
+                    result = .failed(.protocolError(stack: OpenSSLErrors.drain()))
                 }
                 return
             }
         }
-        return step
+        return result
     }
+
+    /// Tests only: after this many more plaintext bytes, report want-read once (as a
+    /// renegotiation would), to reach a path that renegotiation being off makes unreachable.
+    var simulateWantReadAfter: Int?
 
     func shutdown() -> ShutdownResult {
         OpenSSLErrors.clear()
@@ -208,11 +251,22 @@ final class OpenSSLConnection {
 
     var sessionReused: Bool { SSL_session_reused(ssl) == 1 }
 
-    /// The peer's certificate and whether it verified.
+    /// The name the client sent in SNI (on a server), if any.
+    var serverName: String? {
+        SSL_get_servername(ssl, Int32(TLSEXT_NAMETYPE_host_name)).map { String(cString: $0) }
+    }
+
+    /// The peer's certificate and whether it verified: only `SSL_get_verify_result` ==
+    /// `X509_V_OK` counts (under `optional` client certificates the handshake goes on whatever
+    /// the result, so the result is what tells).
     func peerCertificate() -> PeerCertificate? {
         guard let cert = SSL_get0_peer_certificate(ssl) else { return nil }
-        let verified = SSL_get_verify_result(ssl) == X509_V_OK
-        return PeerCertificate(x509: cert, verified: verified)
+        let result = SSL_get_verify_result(ssl)
+        var info = PeerCertificate(x509: cert, verified: result == X509_V_OK)
+        if result != X509_V_OK {
+            info.verificationError = X509_verify_cert_error_string(result).map { String(cString: $0) } ?? "error \(result)"
+        }
+        return info
     }
 
     /// The current session, for resumption by a later client connection.

@@ -29,6 +29,9 @@ public struct PeerCertificate: Sendable, Hashable {
     public var fingerprintSHA256: String
     /// Whether the chain verified against the configured trust roots.
     public var verified: Bool
+    /// Why it did not verify (OpenSSL's text, e.g. "unable to get local issuer certificate"); nil when it did
+    /// or was not checked.
+    public var verificationError: String?
     /// Whether the certificate has a subjectAltName extension at all.
     public var hasSubjectAltName: Bool
 

@@ -62,7 +62,15 @@ public final class TLSContext: @unchecked Sendable {
             case .optional: mode = SSL_VERIFY_PEER
             case .required: mode = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
             }
-            SSL_CTX_set_verify(ctx, mode, nil)
+            if configuration.clientCertificates == .optional {
+                // Optional means optional: a certificate that does not verify (a desk phone's
+                // factory certificate from an unknown CA) must not cost the connection. The
+                // callback keeps the handshake going; SSL_get_verify_result still holds the
+                // chain's real result, and only X509_V_OK makes the peer "verified".
+                SSL_CTX_set_verify(ctx, mode) { _, _ in 1 }
+            } else {
+                SSL_CTX_set_verify(ctx, mode, nil)
+            }
             // Mandatory whenever clients are verified, or resumption fails (OPENSSL-NOTES T14).
             let sid = Array("sip-registrar".utf8)
             _ = sid.withUnsafeBufferPointer { SSL_CTX_set_session_id_context(ctx, $0.baseAddress, UInt32($0.count)) }
@@ -156,12 +164,19 @@ public final class TLSContext: @unchecked Sendable {
 /// connections keep the context they started with (each SSL holds its own reference).
 public final class TLSContextStore: Sendable {
     private let current: Mutex<TLSContext>
+    /// Told (on the connection's event loop) of every client certificate that did not verify
+    /// under `optional` client certificates: the connection stays up without an identity.
+    public let unverifiedClientCertificateObserver: (@Sendable (UnverifiedClientCertificate) -> Void)?
 
-    public init(_ context: TLSContext) { current = Mutex(context) }
+    public init(_ context: TLSContext, onUnverifiedClientCertificate: (@Sendable (UnverifiedClientCertificate) -> Void)? = nil) {
+        current = Mutex(context)
+        unverifiedClientCertificateObserver = onUnverifiedClientCertificate
+    }
 
     /// Builds the current context's configuration anew.
-    public convenience init(configuration: TLSConfiguration) throws(TLSError) {
-        self.init(try TLSContext(configuration: configuration))
+    public convenience init(configuration: TLSConfiguration,
+                            onUnverifiedClientCertificate: (@Sendable (UnverifiedClientCertificate) -> Void)? = nil) throws(TLSError) {
+        self.init(try TLSContext(configuration: configuration), onUnverifiedClientCertificate: onUnverifiedClientCertificate)
     }
 
     /// The context for the next connection.
@@ -181,4 +196,14 @@ public final class TLSContextStore: Sendable {
             return .failure(error)
         }
     }
+}
+
+/// A client certificate that was presented but did not verify against the trust roots
+/// (only reachable with `optional` client certificates: `required` refuses the handshake).
+public struct UnverifiedClientCertificate: Sendable {
+    /// The peer's address, `host:port`.
+    public var remote: String
+    public var certificate: PeerCertificate
+    /// OpenSSL's verification result as text.
+    public var reason: String
 }

@@ -16,6 +16,9 @@ extension TLSHandler {
         }
 
         private(set) var state: State = .idle
+        /// A close was asked for during the handshake: it is carried out (close_notify) once the
+        /// handshake ends, or the connection just closes if the handshake fails or times out.
+        private(set) var closeDeferred = false
 
         enum StartAction: Equatable {
             case startHandshake
@@ -40,10 +43,10 @@ extension TLSHandler {
             case none
         }
 
-        mutating func handshakeCompleted(closeRequested: Bool) -> HandshakeAction {
+        mutating func handshakeCompleted() -> HandshakeAction {
             switch state {
             case .handshaking:
-                if closeRequested {
+                if closeDeferred {
                     state = .closing
                     return .closeAfterHandshake
                 }
@@ -62,7 +65,8 @@ extension TLSHandler {
 
         func write() -> WriteAction {
             switch state {
-            case .idle, .handshaking: return .buffer
+            case .idle: return .buffer
+            case .handshaking: return closeDeferred ? .fail : .buffer
             case .active: return .encrypt
             case .closing, .closed: return .fail
             }
@@ -71,6 +75,9 @@ extension TLSHandler {
         enum CloseAction: Equatable {
             /// Nothing encrypted yet: close the transport at once.
             case closeTransport
+            /// The handshake is under way: close once it ends (``handshakeCompleted()`` then
+            /// answers ``HandshakeAction/closeAfterHandshake``).
+            case deferUntilHandshakeEnds
             /// Send close_notify and wait for the peer's, with a timer.
             case sendCloseNotify
             /// A close is already under way: chain the promise.
@@ -80,9 +87,13 @@ extension TLSHandler {
 
         mutating func closeRequested() -> CloseAction {
             switch state {
-            case .idle, .handshaking:
+            case .idle:
                 state = .closed
                 return .closeTransport
+            case .handshaking:
+                if closeDeferred { return .alreadyClosing }
+                closeDeferred = true
+                return .deferUntilHandshakeEnds
             case .active:
                 state = .closing
                 return .sendCloseNotify

@@ -17,7 +17,10 @@ public struct TLSEstablishedEvent: Sendable {
 
 /// A NIO duplex handler that speaks TLS through OpenSSL: ciphertext below, plaintext
 /// above. Writes made before the handshake completes are buffered (up to a cap) and
-/// sent after it; `close()` sends close_notify and waits for the peer's with a timer;
+/// sent after it, and so are writes OpenSSL cannot take until it has read (the rest of
+/// a write is kept and retried after the next read, never dropped); `close()` sends
+/// close_notify and waits for the peer's with a timer (asked for during the handshake,
+/// it waits for the handshake to end first);
 /// a transport that ends without close_notify after the handshake is reported as
 /// ``TLSError/uncleanShutdown`` (harmless at a SIP message boundary); a handshake that
 /// does not finish in time is aborted.
@@ -33,11 +36,15 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let resumeSession: TLSSession?
     private var connection: OpenSSLConnection?
     private var machine = StateMachine()
-    private var buffered: [(ByteBuffer, EventLoopPromise<Void>?)] = []
+    /// Plaintext not yet encrypted: written before the handshake completed, or after a write
+    /// OpenSSL could not finish until it has read (``writeBlockedOnRead``). In order.
+    private var buffered = CircularBuffer<(ByteBuffer, EventLoopPromise<Void>?)>()
     private var bufferedBytes = 0
+    /// OpenSSL answered want-read in the middle of a write: what is left waits in `buffered`
+    /// and is retried after the next read.
+    private var writeBlockedOnRead = false
     private var flushRequested = false
     private var closePromise: EventLoopPromise<Void>?
-    private var closeRequestedDuringHandshake = false
     private var handshakeTimer: Scheduled<Void>?
     private var closeTimer: Scheduled<Void>?
     private var deliveredData = false
@@ -64,6 +71,15 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The session of this connection, for resumption by a later client connection.
     public var session: TLSSession? { connection?.session() }
+
+    /// On a server: the host name the client asked for in SNI.
+    var serverNameIndication: String? { connection?.serverName }
+
+    /// Tests only: make OpenSSL's next writes stop with want-read after this many bytes.
+    var simulateWantReadAfter: Int? {
+        get { connection?.simulateWantReadAfter }
+        set { connection?.simulateWantReadAfter = newValue }
+    }
 
     // MARK: Lifecycle
 
@@ -109,7 +125,9 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard machine.handshakeTimedOut() == .failAndClose else { return }
         failBuffered(TLSError.handshakeTimeout)
         context.fireErrorCaught(TLSError.handshakeTimeout)
-        context.close(promise: nil)
+        let p = closePromise
+        closePromise = nil
+        context.close(promise: p)
     }
 
     // MARK: Inbound
@@ -126,6 +144,12 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .active, .closing:
             connection.feed(bytes)
             readPlaintext(context: context)
+            if writeBlockedOnRead, machine.state == .active {
+                // OpenSSL has read: try the rest of the blocked write (and what queued behind it) again.
+                writeBlockedOnRead = false
+                encryptBuffered(context: context)
+                context.flush()
+            }
         }
     }
 
@@ -144,6 +168,9 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .failHandshake:
             failBuffered(TLSError.eofDuringHandshake)
             context.fireErrorCaught(TLSError.eofDuringHandshake)
+            // A close deferred until the end of the handshake: the transport is closed now.
+            closePromise?.succeed(())
+            closePromise = nil
         case .uncleanShutdown:
             // Anything still buffered in OpenSSL is handed up first; then the classification.
             connection?.markEndOfInput()
@@ -175,14 +202,17 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
                                          peerCertificate: connection.peerCertificate(),
                                          sessionReused: connection.sessionReused)
             connectionInfo = info
-            switch machine.handshakeCompleted(closeRequested: closeRequestedDuringHandshake) {
+            switch machine.handshakeCompleted() {
             case .becomeActive:
+                reportUnverifiedClientCertificate(info, context: context)
                 context.fireUserInboundEventTriggered(TLSUserEvent.handshakeCompleted(negotiatedProtocol: nil))
                 context.fireUserInboundEventTriggered(TLSEstablishedEvent(info: info))
                 unbuffer(context: context)
                 // TLS 1.3 peers may send data in the same flight as Finished.
                 readPlaintext(context: context)
             case .closeAfterHandshake:
+                // close() came during the handshake: what was written before it goes out, then close_notify.
+                unbuffer(context: context)
                 sendCloseNotify(context: context)
             case .none:
                 break
@@ -231,13 +261,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let plaintext = unwrapOutboundIn(data)
         switch machine.write() {
         case .buffer:
-            let limit = tlsContext?.configuration.maxBufferedPlaintextBytes ?? contextStore?.context.configuration.maxBufferedPlaintextBytes ?? 262_144
-            guard bufferedBytes + plaintext.readableBytes <= limit else {
-                promise?.fail(TLSError.bufferedPlaintextLimitExceeded(limit: limit))
-                return
-            }
-            bufferedBytes += plaintext.readableBytes
-            buffered.append((plaintext, promise))
+            enqueue(plaintext, promise: promise)
         case .encrypt:
             encrypt(context: context, plaintext, promise: promise)
         case .fail:
@@ -264,6 +288,9 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             handshakeTimer?.cancel()
             failBuffered(TLSError.closed)
             context.close(promise: promise)
+        case .deferUntilHandshakeEnds:
+            // Carried out when the handshake ends; the handshake timer still bounds the wait.
+            closePromise = promise
         case .sendCloseNotify:
             closePromise = promise
             sendCloseNotify(context: context)
@@ -278,6 +305,8 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func sendCloseNotify(context: ChannelHandlerContext) {
+        // Plaintext still waiting for OpenSSL to read cannot go out after close_notify.
+        failBuffered(TLSError.closed)
         guard let connection else {
             context.close(promise: closePromise)
             closePromise = nil
@@ -304,34 +333,78 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func encrypt(context: ChannelHandlerContext, _ plaintext: ByteBuffer, promise: EventLoopPromise<Void>?) {
+        guard !writeBlockedOnRead else {
+            // Behind a blocked write: keep the order.
+            enqueue(plaintext, promise: promise)
+            return
+        }
         guard let connection else {
             promise?.fail(TLSError.closed)
             return
         }
         switch connection.write(plaintext) {
-        case .complete, .wantRead:
+        case .complete:
             if let ciphertext = connection.takeOutput(allocator: context.channel.allocator) {
                 context.write(wrapOutboundOut(ciphertext), promise: promise)
             } else {
                 promise?.succeed(())
             }
+        case .wantRead(let written):
+            // What was encrypted goes out; the rest waits for the next read. The promise
+            // completes with the write of the last part.
+            if let ciphertext = connection.takeOutput(allocator: context.channel.allocator) {
+                context.write(wrapOutboundOut(ciphertext), promise: nil)
+            }
+            var rest = plaintext
+            rest.moveReaderIndex(forwardBy: written)
+            writeBlockedOnRead = true
+            buffered.prepend((rest, promise))
+            bufferedBytes += rest.readableBytes
         case .failed(let error):
             promise?.fail(error)
             fail(context: context, error)
         }
     }
 
-    private func unbuffer(context: ChannelHandlerContext) {
-        let pending = buffered
-        buffered = []
-        bufferedBytes = 0
-        for (plaintext, promise) in pending {
+    /// Queues plaintext behind a blocked write or an unfinished handshake, up to the cap.
+    private func enqueue(_ plaintext: ByteBuffer, promise: EventLoopPromise<Void>?) {
+        let limit = tlsContext?.configuration.maxBufferedPlaintextBytes ?? contextStore?.context.configuration.maxBufferedPlaintextBytes ?? 262_144
+        guard bufferedBytes + plaintext.readableBytes <= limit else {
+            promise?.fail(TLSError.bufferedPlaintextLimitExceeded(limit: limit))
+            return
+        }
+        bufferedBytes += plaintext.readableBytes
+        buffered.append((plaintext, promise))
+    }
+
+    /// Encrypts the queued plaintext in order, until it is all out or OpenSSL wants to read first.
+    private func encryptBuffered(context: ChannelHandlerContext) {
+        while !writeBlockedOnRead, let (plaintext, promise) = buffered.popFirst() {
+            bufferedBytes -= plaintext.readableBytes
             encrypt(context: context, plaintext, promise: promise)
         }
-        if flushRequested || !pending.isEmpty {
+    }
+
+    private func unbuffer(context: ChannelHandlerContext) {
+        let hadPending = !buffered.isEmpty
+        encryptBuffered(context: context)
+        if flushRequested || hadPending {
             flushRequested = false
             context.flush()
         }
+    }
+
+    /// Under `optional` client certificates a certificate that does not verify leaves the
+    /// connection up without an identity; the store's observer hears of it (logs, metrics).
+    private func reportUnverifiedClientCertificate(_ info: TLSConnectionInfo, context: ChannelHandlerContext) {
+        guard tlsContext?.configuration.role == .server, let peer = info.peerCertificate, !peer.verified,
+              let observer = contextStore?.unverifiedClientCertificateObserver else { return }
+        let remote = context.channel.remoteAddress.map { a in
+            guard let ip = a.ipAddress, let port = a.port else { return "\(a)" }
+            return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+        } ?? "?"
+        observer(UnverifiedClientCertificate(remote: remote, certificate: peer,
+                                             reason: peer.verificationError ?? "not verified"))
     }
 
     // MARK: Helpers
@@ -357,8 +430,9 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func failBuffered(_ error: any Error) {
         let pending = buffered
-        buffered = []
+        buffered = CircularBuffer()
         bufferedBytes = 0
+        writeBlockedOnRead = false
         for (_, promise) in pending { promise?.fail(error) }
     }
 }

@@ -148,7 +148,7 @@ import Testing
         #expect(m.channelActive() == .startHandshake)
         #expect(m.channelActive() == .none)
         #expect(m.write() == .buffer)
-        #expect(m.handshakeCompleted(closeRequested: false) == .becomeActive)
+        #expect(m.handshakeCompleted() == .becomeActive)
         #expect(m.write() == .encrypt)
         #expect(m.closeRequested() == .sendCloseNotify)
         #expect(m.write() == .fail)
@@ -161,7 +161,7 @@ import Testing
     @Test func peerClosesFirst() {
         var m = M()
         _ = m.channelActive()
-        _ = m.handshakeCompleted(closeRequested: false)
+        _ = m.handshakeCompleted()
         #expect(m.closeNotifyReceived() == .replyAndClose)
         #expect(m.state == .closed)
     }
@@ -172,11 +172,11 @@ import Testing
         #expect(a.channelInactive() == .failHandshake)
         var b = M()
         _ = b.channelActive()
-        _ = b.handshakeCompleted(closeRequested: false)
+        _ = b.handshakeCompleted()
         #expect(b.channelInactive() == .uncleanShutdown)
         var c = M()
         _ = c.channelActive()
-        _ = c.handshakeCompleted(closeRequested: false)
+        _ = c.handshakeCompleted()
         _ = c.closeRequested()
         #expect(c.channelInactive() == .completeClose)
     }
@@ -186,19 +186,40 @@ import Testing
         #expect(m.handshakeTimedOut() == .none)
         _ = m.channelActive()
         #expect(m.handshakeTimedOut() == .failAndClose)
-        #expect(m.handshakeCompleted(closeRequested: false) == .none)
+        #expect(m.handshakeCompleted() == .none)
         var n = M()
         _ = n.channelActive()
-        _ = n.handshakeCompleted(closeRequested: false)
+        _ = n.handshakeCompleted()
         #expect(n.closeTimedOut() == .none)
         _ = n.closeRequested()
         #expect(n.closeTimedOut() == .failAndClose)
     }
 
-    @Test func closeBeforeHandshakeNeedsNoGoodbye() {
+    @Test func closeBeforeTheChannelIsActiveNeedsNoGoodbye() {
         var m = M()
-        _ = m.channelActive()
         #expect(m.closeRequested() == .closeTransport)
         #expect(m.write() == .fail)
+        #expect(m.channelActive() == .none)
+    }
+
+    @Test func closeDuringTheHandshakeWaitsForItsEnd() {
+        var m = M()
+        _ = m.channelActive()
+        #expect(m.write() == .buffer)
+        #expect(m.closeRequested() == .deferUntilHandshakeEnds)
+        #expect(m.closeRequested() == .alreadyClosing)
+        #expect(m.write() == .fail, "nothing may be written after close()")
+        #expect(m.handshakeCompleted() == .closeAfterHandshake)
+        #expect(m.state == .closing)
+        #expect(m.closeNotifyReceived() == .closeTransport)
+        // A handshake that fails or times out meanwhile just closes.
+        var t = M()
+        _ = t.channelActive()
+        _ = t.closeRequested()
+        #expect(t.handshakeTimedOut() == .failAndClose)
+        var e = M()
+        _ = e.channelActive()
+        _ = e.closeRequested()
+        #expect(e.channelInactive() == .failHandshake)
     }
 }

@@ -1,5 +1,6 @@
 import COpenSSL
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
 import NIOTLS
@@ -297,6 +298,124 @@ import Testing
         }
         #expect(error.description.contains("/nonexistent.pem"))
         #expect(store.context === current)
+    }
+
+    @Test func closeDuringTheHandshakeWaitsForItThenSaysGoodbye() throws {
+        let pair = try Pair(server: serverConfig(), client: clientConfig())
+        let address = try SocketAddress(ipAddress: "127.0.0.1", port: 5061)
+        try pair.server.connect(to: address).wait()
+        try pair.client.connect(to: address).wait()
+        // The ClientHello is out; the client asks to close (after one write) before the handshake is over.
+        let written = pair.client.writeAndFlush(ByteBuffer(string: "OPTIONS"))
+        let closed = pair.client.close()
+        var closeDone = false
+        closed.whenComplete { _ in closeDone = true }
+        #expect(pair.client.isActive && !closeDone, "the close waits for the handshake")
+        let late = pair.client.writeAndFlush(ByteBuffer(string: "late"))
+        var lateFailed = false
+        late.whenFailure { _ in lateFailed = true }
+        #expect(lateFailed, "nothing may be written after close()")
+        pair.interact()
+        try closed.wait()
+        try written.wait()
+        #expect(!pair.client.isActive && !pair.server.isActive)
+        // A proper shutdown: the server completed its handshake, got the data, then close_notify (no EOF error).
+        #expect(pair.serverRecorder.handshakes == 1)
+        #expect(pair.serverRecorder.text == "OPTIONS")
+        #expect(pair.serverRecorder.tlsErrors.isEmpty, "\(pair.serverRecorder.errors)")
+        #expect(pair.clientRecorder.tlsErrors.isEmpty, "\(pair.clientRecorder.errors)")
+    }
+
+    @Test func closeDuringAHandshakeThatTimesOutCompletes() throws {
+        var server = serverConfig()
+        server.handshakeTimeout = .milliseconds(300)
+        let pair = try Pair(server: server, client: clientConfig())
+        let address = try SocketAddress(ipAddress: "127.0.0.1", port: 5061)
+        try pair.server.connect(to: address).wait()
+        let closed = pair.server.close()
+        var closeDone = false
+        closed.whenComplete { _ in closeDone = true }
+        #expect(!closeDone)
+        pair.server.embeddedEventLoop.advanceTime(by: .milliseconds(301))
+        #expect(closeDone && !pair.server.isActive)
+    }
+
+    @Test func wantReadInTheMiddleOfAWriteKeepsTheRestForAfterTheNextRead() throws {
+        let pair = try Pair(server: serverConfig(), client: clientConfig())
+        try pair.connect()
+        pair.serverHandler.simulateWantReadAfter = 7
+        let first = pair.server.writeAndFlush(ByteBuffer(string: "SIP/2.0 200 OK\r\n"))
+        let second = pair.server.writeAndFlush(ByteBuffer(string: "Via: x\r\n"))
+        var done = [false, false]
+        first.whenSuccess { done[0] = true }
+        second.whenSuccess { done[1] = true }
+        pair.interact()
+        #expect(pair.clientRecorder.text == "SIP/2.0", "only what OpenSSL took is sent")
+        #expect(done == [false, false], "the write is not complete yet")
+        // The next read unblocks OpenSSL: the rest goes out, in order.
+        pair.send(fromClient: "ping")
+        #expect(pair.clientRecorder.text == "SIP/2.0 200 OK\r\nVia: x\r\n")
+        #expect(done == [true, true])
+        #expect(pair.serverRecorder.text == "ping")
+    }
+
+    @Test func wantReadMidWriteThenCloseFailsTheRestInsteadOfDroppingIt() throws {
+        let pair = try Pair(server: serverConfig(), client: clientConfig())
+        try pair.connect()
+        pair.serverHandler.simulateWantReadAfter = 3
+        let w = pair.server.writeAndFlush(ByteBuffer(string: "REGISTER"))
+        var failed = false
+        w.whenFailure { _ in failed = true }
+        _ = pair.server.close()
+        pair.interact()
+        #expect(failed)
+    }
+
+    @Test func sniIsSentForNamesMadeOfHexLettersButNotForAddresses() {
+        for name in ["cafe.de", "beef", "dead.beef.cafe", "a.b", "localhost", "sip.example.com"] {
+            #expect(!OpenSSLConnection.isIPLiteral(name), "\(name)")
+        }
+        for literal in ["127.0.0.1", "10.0.0.255", "::1", "fe80::1", "2001:db8::cafe", "[2001:db8::1]", "::ffff:192.0.2.1"] {
+            #expect(OpenSSLConnection.isIPLiteral(literal), "\(literal)")
+        }
+    }
+
+    @Test func sniReachesTheServerForAHexLetterName() throws {
+        let server = try TLSContext(configuration: serverConfig())
+        let client = try TLSContext(configuration: .client(serverHostname: "cafe.de", trustRoots: .file(TestCerts.ec.ca),
+                                                           verifyServer: false))
+        let pair = try Pair(server: server, client: client)
+        try pair.connect()
+        #expect(pair.serverRecorder.handshakes == 1)
+        #expect(pair.serverHandler.serverNameIndication == "cafe.de")
+    }
+
+    @Test func optionalClientCertificateFromAnotherCAKeepsTheConnectionUnverified() throws {
+        let seen = NIOLockedValueBox<[UnverifiedClientCertificate]>([])
+        let store = try TLSContextStore(configuration: serverConfig(clientCerts: .optional)) { u in seen.withLockedValue { $0.append(u) } }
+        let pair = try Pair(serverStore: store, client: try TLSContext(configuration: clientConfig(user: "alice", clientSet: TestCerts.other)))
+        try pair.connect()
+        #expect(pair.serverRecorder.handshakes == 1 && pair.clientRecorder.handshakes == 1)
+        let cert = try #require(pair.serverRecorder.info?.peerCertificate)
+        #expect(!cert.verified)
+        #expect(cert.verificationError != nil)
+        pair.send(fromClient: "REGISTER")
+        #expect(pair.serverRecorder.text == "REGISTER", "the connection stays up")
+        let reported = seen.withLockedValue { $0 }
+        #expect(reported.count == 1 && reported.first?.certificate.fingerprintSHA256 == cert.fingerprintSHA256)
+
+        // A certificate from the right CA still verifies and is not reported.
+        let good = try Pair(serverStore: store, client: try TLSContext(configuration: clientConfig(user: "alice")))
+        try good.connect()
+        #expect(good.serverRecorder.info?.peerCertificate?.verified == true)
+        #expect(good.serverRecorder.info?.peerCertificate?.verificationError == nil)
+        #expect(seen.withLockedValue { $0.count } == 1)
+
+        // `required` still refuses it.
+        let strict = try Pair(server: serverConfig(clientCerts: .required), client: clientConfig(user: "alice", clientSet: TestCerts.other))
+        try strict.connect()
+        #expect(strict.serverRecorder.handshakes == 0)
+        #expect(!strict.serverRecorder.tlsErrors.isEmpty)
     }
 
     @Test func handshakeTimeout() throws {

@@ -107,6 +107,30 @@ struct TLSTestServer {
         #expect(!refused.contains("echo:hello"))
     }
 
+    @Test(arguments: ["-tls1_3", "-tls1_2"])
+    func opensslClientWithAnotherCAsCertificateUnderOptional(version: String) throws {
+        let seen = NIOLockedValueBox<[UnverifiedClientCertificate]>([])
+        let store = try TLSContextStore(configuration: serverConfig(clientCerts: .optional)) { u in seen.withLockedValue { $0.append(u) } }
+        let server = try TLSTestServer(store)
+        defer { server.stop() }
+        let other = TestCerts.other
+        // A desk phone presenting its factory certificate: the connection stays up, unverified.
+        let (status, out) = try sClient(port: server.port, TestCerts.ec, extra: [version, "-cert", other.cert("alice"), "-key", other.key("alice")])
+        #expect(status == 0, "\(out)")
+        #expect(out.contains("echo:hello"), "\(out)")
+        let reported = seen.withLockedValue { $0 }
+        #expect(reported.count == 1, "\(reported)")
+        #expect(reported.first?.certificate.verified == false)
+        #expect(reported.first?.reason.isEmpty == false)
+        #expect(reported.first?.remote.hasPrefix("127.0.0.1:") == true)
+
+        // `required` still refuses the same certificate.
+        let strict = try TLSTestServer(TLSContextStore(configuration: serverConfig(clientCerts: .required)))
+        defer { strict.stop() }
+        let (_, refused) = try sClient(port: strict.port, TestCerts.ec, extra: [version, "-cert", other.cert("alice"), "-key", other.key("alice")])
+        #expect(!refused.contains("echo:hello"), "\(refused)")
+    }
+
     @Test func tls11OnlyClientIsRefused() throws {
         let server = try TLSTestServer(TLSContextStore(configuration: serverConfig()))
         defer { server.stop() }

@@ -42,9 +42,12 @@ func serverConfig(_ set: TestCerts.Set = TestCerts.ec, clientCerts: ClientCertif
             trustRoots: clientCerts == .none ? nil : .file(set.ca))
 }
 
-func clientConfig(_ set: TestCerts.Set = TestCerts.ec, hostname: String? = "localhost", user: String? = nil) -> TLSConfiguration {
-    .client(serverHostname: hostname, trustRoots: .file(set.ca), verifyServer: true,
-            certificateChain: user.map { .file(set.cert($0)) }, privateKey: user.map { .file(set.key($0)) })
+/// `clientSet`: where the client's own certificate comes from (another CA's, to be refused).
+func clientConfig(_ set: TestCerts.Set = TestCerts.ec, hostname: String? = "localhost", user: String? = nil,
+                  clientSet: TestCerts.Set? = nil) -> TLSConfiguration {
+    let own = clientSet ?? set
+    return .client(serverHostname: hostname, trustRoots: .file(set.ca), verifyServer: true,
+                   certificateChain: user.map { .file(own.cert($0)) }, privateKey: user.map { .file(own.key($0)) })
 }
 
 /// Records what reaches the top of a pipeline.
@@ -98,6 +101,14 @@ final class Pair {
             _ = channel.close()
             channel.embeddedEventLoop.advanceTime(by: .seconds(60))
         }
+    }
+
+    /// A server handler on a store (which takes its context when the channel becomes active).
+    init(serverStore: TLSContextStore, client clientContext: TLSContext) throws {
+        serverHandler = TLSHandler(contextStore: serverStore)
+        clientHandler = TLSHandler(context: clientContext)
+        try server.pipeline.syncOperations.addHandlers([serverHandler, serverRecorder])
+        try client.pipeline.syncOperations.addHandlers([clientHandler, clientRecorder])
     }
 
     convenience init(server: TLSConfiguration, client: TLSConfiguration) throws {
