@@ -20,7 +20,39 @@ public enum SIPFraming {
     /// a head longer than `limits.maxMessageBytes` without an empty line, or a
     /// Content-Length that would make the message exceed it, is an error at once.
     public static func frame(_ p: UnsafeRawBufferPointer, limits: SIPParserLimits = .default) -> Frame {
+        var progress = Progress()
+        return frame(p, limits: limits, progress: &progress)
+    }
+
+    /// What earlier calls learnt about the message at the start of the buffer, so that
+    /// the next call does not look at the same bytes again.
+    public struct Progress: Sendable, Equatable {
+        /// How far the head has been searched for its empty line.
+        public var scanned = 0
+        /// The head's and the body's sizes, once the head is complete.
+        public var sizes: (head: Int, body: Int)? {
+            get { headBytes < 0 ? nil : (headBytes, bodyBytes) }
+            set {
+                headBytes = newValue?.head ?? -1
+                bodyBytes = newValue?.body ?? 0
+            }
+        }
+        private var headBytes = -1
+        private var bodyBytes = 0
+
+        public init() {}
+    }
+
+    /// As ``frame(_:limits:)``, resuming where the previous call on the same bytes stopped.
+    /// Start with a fresh `progress` for each message and keep it while more bytes of the
+    /// same message arrive: a message delivered in many small reads (one-byte TLS records)
+    /// is then examined once in all, not once per read.
+    public static func frame(_ p: UnsafeRawBufferPointer, limits: SIPParserLimits = .default,
+                             progress: inout Progress) -> Frame {
         let n = p.count
+        if let (head, body) = progress.sizes {
+            return n >= head + body ? .message(headBytes: head, bodyBytes: body) : .needMoreData
+        }
         guard n > 0 else { return .needMoreData }
         if p[0] == ASCII.cr || p[0] == ASCII.lf {
             let ping: [UInt8] = [13, 10, 13, 10]
@@ -33,8 +65,8 @@ public enum SIPFraming {
             if skip == n, skip < 4 { return .needMoreData }
             return .skip(bytes: skip)
         }
-        // Find the empty line.
-        var i = 0
+        // Find the empty line, from where the last search stopped.
+        var i = min(max(progress.scanned, 0), n)
         var headBytes = -1
         let searchLimit = min(n, limits.maxMessageBytes)
         while i < searchLimit {
@@ -44,10 +76,14 @@ public enum SIPFraming {
             }
             i += 1
         }
+        WorkCounter.count(i - min(max(progress.scanned, 0), n))
         guard headBytes > 0 else {
             if n >= limits.maxMessageBytes { return .error(SIPParseError(.messageTooLarge(limit: limits.maxMessageBytes))) }
+            // The last two bytes may start an empty line that the next read completes.
+            progress.scanned = max(0, searchLimit - 2)
             return .needMoreData
         }
+        WorkCounter.count(headBytes)
         guard let length = contentLength(UnsafeRawBufferPointer(rebasing: p[0..<headBytes])) else {
             return .error(SIPParseError(.missingContentLength))
         }
@@ -55,7 +91,9 @@ public enum SIPFraming {
         guard headBytes + length <= limits.maxMessageBytes else {
             return .error(SIPParseError(.messageTooLarge(limit: limits.maxMessageBytes)))
         }
-        return n >= headBytes + length ? .message(headBytes: headBytes, bodyBytes: length) : .needMoreData
+        if n >= headBytes + length { return .message(headBytes: headBytes, bodyBytes: length) }
+        progress.sizes = (headBytes, length)
+        return .needMoreData
     }
 
     /// The Content-Length (or `l`) value in a head: nil when absent, -1 when malformed.

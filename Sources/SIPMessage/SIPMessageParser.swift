@@ -99,6 +99,17 @@ public struct SIPMessageParser: Sendable {
         var lineStart = firstLF + 1
         var lastValueStart = 0
         var lastValueEnd = 0
+        // A folded value is joined once, when its header ends (not once per continuation line:
+        // that restarts from the first line every time and is quadratic in the line count).
+        var lastFolded = false
+        // Every line counts against the header-field limit, continuation lines included.
+        var lineCount = 0
+        func finishFolded() {
+            if lastFolded {
+                headers.fields[headers.count - 1].value = Self.unfold(p, lastValueStart, lastValueEnd)
+                lastFolded = false
+            }
+        }
         while lineStart < headEnd {
             let lf = Self.find(ASCII.lf, in: p, from: lineStart, to: headEnd) ?? headEnd
             var end = lf
@@ -106,6 +117,11 @@ public struct SIPMessageParser: Sendable {
             if end == lineStart { break }  // the empty line
             guard end - lineStart <= limits.maxLineBytes else {
                 throw SIPParseError(.lineTooLong(limit: limits.maxLineBytes), partialHeaders: headers, isRequest: start.isRequest)
+            }
+            lineCount += 1
+            guard lineCount <= limits.maxHeaderCount else {
+                finishFolded()
+                throw SIPParseError(.tooManyHeaders(limit: limits.maxHeaderCount), partialHeaders: headers, isRequest: start.isRequest)
             }
             if ASCII.isWhitespace(p[lineStart]) {
                 // Folded continuation of the previous header (RFC 3261 7.3.1).
@@ -116,11 +132,12 @@ public struct SIPMessageParser: Sendable {
                 while e > lineStart, ASCII.isWhitespace(p[e - 1]) { e -= 1 }
                 if e > lineStart {
                     lastValueEnd = e
-                    headers.fields[headers.count - 1].value = Self.unfold(p, lastValueStart, lastValueEnd)
+                    lastFolded = true
                 }
                 lineStart = lf + 1
                 continue
             }
+            finishFolded()
             guard let colon = Self.find(ASCII.colon, in: p, from: lineStart, to: end) else {
                 throw SIPParseError(.malformedHeaderLine, partialHeaders: headers, isRequest: start.isRequest)
             }
@@ -145,6 +162,8 @@ public struct SIPMessageParser: Sendable {
             lastValueEnd = ve
             lineStart = lf + 1
         }
+
+        finishFolded()
 
         // Body.
         var body: [UInt8] = []
@@ -198,6 +217,7 @@ public struct SIPMessageParser: Sendable {
 
     /// Joins a folded value: each CRLF followed by whitespace becomes one space.
     static func unfold(_ p: UnsafeRawBufferPointer, _ a: Int, _ b: Int) -> Substring {
+        WorkCounter.count(b - a)
         var out: [UInt8] = []
         out.reserveCapacity(b - a)
         var i = a

@@ -60,6 +60,17 @@ public struct SIPParameters: Sendable, Hashable, Sequence, ExpressibleByDictiona
         elements.removeAll { asciiCaseInsensitiveEquals($0.name, name) }
     }
 
+    /// The first value of each name, keyed by the lowercased name: for lookups in long lists.
+    func firstValuesByLowercasedName() -> [String: String?] {
+        var table: [String: String?] = [:]
+        table.reserveCapacity(elements.count)
+        for p in elements {
+            let key = p.name.lowercased()
+            if table[key] == nil { table[key] = .some(p.value) }
+        }
+        return table
+    }
+
     func index(of name: String) -> Int? {
         elements.firstIndex { asciiCaseInsensitiveEquals($0.name, name) }
     }
@@ -214,8 +225,10 @@ enum HeaderSplitter {
     }
 
     /// Parses `;name=value;flag` text (leading `;` optional) into parameters.
-    /// Quoted values keep their quotes. Returns nil for an empty parameter name or unbalanced quote.
-    static func parameters(_ text: Substring) -> SIPParameters? {
+    /// Quoted values keep their quotes. Returns nil for an empty parameter name or unbalanced quote,
+    /// and with `allowEmpty` false also for an empty parameter (`;;`), which the grammar
+    /// (`*( SEMI param )`) does not allow: lenient for Contact, strict for Via (RFC 4475 3.1.2.1).
+    static func parameters(_ text: Substring, allowEmpty: Bool = true) -> SIPParameters? {
         var result: [SIPParameters.Parameter] = []
         let u = text.utf8
         var quotes = QuoteTracker()
@@ -225,7 +238,7 @@ enum HeaderSplitter {
         // One pass: split on ';' outside quotes, remembering the first '=' of each piece.
         func finish(_ end: Substring.UTF8View.Index) -> Bool {
             let piece = Substring(u[start..<end]).trimmingSIPWhitespace()
-            guard !piece.isEmpty else { return true }
+            guard !piece.isEmpty else { return allowEmpty || end == u.startIndex || end == u.endIndex }
             if let eq = equals {
                 let name = Substring(u[start..<eq]).trimmingSIPWhitespace()
                 let value = Substring(u[u.index(after: eq)..<end]).trimmingSIPWhitespace()

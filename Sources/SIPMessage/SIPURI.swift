@@ -236,8 +236,15 @@ public struct SIPURI: Sendable, Hashable, CustomStringConvertible, LosslessStrin
         guard user == other.user, password == other.password, port == other.port,
               asciiCaseInsensitiveEquals(host, other.host) else { return false }
         let mandatory = ["user", "ttl", "method", "maddr", "transport"]
+        // Linear in the number of parameters whatever it is: with more than a few, the other
+        // side's parameters are looked up in a table built once instead of scanned per name.
+        let small = parameters.count <= 8 && other.parameters.count <= 8
+        let table = small ? [:] : other.parameters.firstValuesByLowercasedName()
+        func theirs(_ name: String) -> String?? {
+            small ? other.parameters[name] : table[name.lowercased()]
+        }
         for name in mandatory {
-            let a = parameters[name], b = other.parameters[name]
+            let a = parameters[name], b = theirs(name)
             switch (a, b) {
             case (nil, nil): continue
             case (.some(let x), .some(let y)):
@@ -245,17 +252,52 @@ public struct SIPURI: Sendable, Hashable, CustomStringConvertible, LosslessStrin
             default: return false
             }
         }
+        var compared = Set<String>()
         for p in parameters where !mandatory.contains(where: { asciiCaseInsensitiveEquals($0, p.name) }) {
-            if let theirs = other.parameters[p.name], !Self.paramValuesMatch(p.value, theirs) { return false }
+            // Only the first parameter of a name counts (as the subscript does).
+            guard small || compared.insert(p.name.lowercased()).inserted else { continue }
+            if let t = theirs(p.name), !Self.paramValuesMatch(p.value, t) { return false }
         }
         guard headers.count == other.headers.count else { return false }
+        var theirHeaders: [String?: String?] = [:]
+        theirHeaders.reserveCapacity(other.headers.count)
+        for h in other.headers {
+            let name = Escaping.normalizedCaseInsensitive(h.name)
+            if theirHeaders[name] == nil { theirHeaders[name] = .some(Escaping.unescape(h.value ?? "")) }
+        }
         for h in headers {
-            guard let match = other.headers.first(where: {
-                Escaping.normalizedCaseInsensitive($0.name) == Escaping.normalizedCaseInsensitive(h.name)
-            }) else { return false }
-            guard Escaping.unescape(match.value ?? "") == Escaping.unescape(h.value ?? "") else { return false }
+            guard let value = theirHeaders[Escaping.normalizedCaseInsensitive(h.name)] else { return false }
+            guard value == Escaping.unescape(h.value ?? "") else { return false }
         }
         return true
+    }
+
+    /// A key that is the same for every two URIs that ``isEquivalent(to:)`` calls equivalent
+    /// (RFC 3261 19.1.4), built in one pass: a dictionary keyed by it finds the candidates for a
+    /// match without comparing against every stored URI. URIs with the same key may still
+    /// differ in a parameter present in both, so a hit is confirmed with ``isEquivalent(to:)``.
+    public var equivalenceKey: String {
+        guard isSIP else { return scheme + ":" + (opaque.flatMap { Escaping.unescape($0) } ?? "") }
+        var key = scheme
+        key += "|"
+        key += user ?? "\u{0}"
+        key += "|"
+        key += password ?? "\u{0}"
+        key += "|"
+        key += asciiLowercased(host)
+        key += "|"
+        key += port.map { String($0) } ?? "-"
+        for name in ["user", "ttl", "method", "maddr", "transport"] {
+            key += "|"
+            if let value = parameters[name] {
+                key += value.flatMap { Escaping.normalizedCaseInsensitive($0) } ?? "\u{0}"
+            } else {
+                key += "\u{1}"
+            }
+        }
+        key += "|"
+        key += String(headers.count)
+        return key
     }
 
     private static func paramValuesMatch(_ a: String?, _ b: String?) -> Bool {

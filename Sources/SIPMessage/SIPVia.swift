@@ -88,7 +88,7 @@ public struct SIPVia: Sendable, Hashable, CustomStringConvertible {
         }
         let rest = Substring(u[k...]).trimmingSIPWhitespace()
         if !rest.isEmpty {
-            guard rest.utf8.first == ASCII.semicolon, let params = HeaderSplitter.parameters(rest) else { return nil }
+            guard rest.utf8.first == ASCII.semicolon, let params = HeaderSplitter.parameters(rest, allowEmpty: false) else { return nil }
             via.parameters = params
         }
         return via

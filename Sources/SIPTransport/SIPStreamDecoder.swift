@@ -21,6 +21,9 @@ public struct SIPStreamDecoder: ByteToMessageDecoder {
 
     let limits: SIPParserLimits
     private var failed = false
+    /// What is known of the message being received: each read resumes there, so a message
+    /// arriving in many small pieces (one-byte TLS records) is examined once in all.
+    private var progress = SIPFraming.Progress()
 
     public init(limits: SIPParserLimits = .default) {
         self.limits = limits
@@ -31,9 +34,13 @@ public struct SIPStreamDecoder: ByteToMessageDecoder {
             buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
             return .needMoreData
         }
-        let frame = buffer.withUnsafeReadableBytes { SIPFraming.frame($0, limits: limits) }
+        var progress = self.progress
+        let frame = buffer.withUnsafeReadableBytes { SIPFraming.frame($0, limits: limits, progress: &progress) }
+        // Bytes are consumed in every case but needMoreData: the next message starts afresh.
+        self.progress = SIPFraming.Progress()
         switch frame {
         case .needMoreData:
+            self.progress = progress
             return .needMoreData
         case .skip(let n):
             buffer.moveReaderIndex(forwardBy: n)
