@@ -112,6 +112,11 @@ extension Registrar {
             if anySIPSContact {
                 guard request.uri.isSIPS, list.allSatisfy({ $0.uri.isSIPS }) else { throw .mixedSchemes }
             }
+            // Refused before any matching: more contacts than one request may carry, or than the
+            // address of record may hold (a 60 KB REGISTER can list thousands).
+            let perAOR = configuration.replaceOldestWhenFull ? nil : configuration.maxContactsPerAOR
+            let ceiling = min(RegistrarConfiguration.maxContactsPerRequest, perAOR ?? Int.max)
+            guard list.count <= ceiling else { throw .tooManyContacts(limit: ceiling) }
             var updates: [ContactUpdate] = []
             updates.reserveCapacity(list.count)
             for c in list {
@@ -207,15 +212,18 @@ extension Registrar {
             next = []
         case .update(let updates):
             var addedNew = false
+            // Each stored binding is parsed and keyed once; every contact is then found by lookup.
+            let before = ContactIndex(current)
+            var index = ContactIndex(current)
             for u in updates {
                 // The CSeq rule compares with what was stored before this request.
-                if let old = current.first(where: { $0.sameContact(as: u.key) }), old.callID == plan.callID, plan.cseq <= old.cseq {
+                let wasStored = before.find(u.key)
+                if let w = wasStored, let old = before[w], old.callID == plan.callID, plan.cseq <= old.cseq {
                     throw .invalidCSeq
                 }
-                let existing = next.firstIndex { $0.sameContact(as: u.key) }
+                let existing = index.find(u.key)
                 if u.expires == 0 {
-                    if let i = existing {
-                        let gone = next.remove(at: i)
+                    if let i = existing, let gone = index.remove(at: i) {
                         changes.append(.remove(aor: gone.aor, uri: gone.uri))
                         note(.removed(gone))
                     }
@@ -230,33 +238,44 @@ extension Registrar {
                 b.regID = u.key.regID
                 b.expiresAt = now + Int64(u.expires) * 1000
                 b.updatedAt = now
-                if let i = existing {
-                    let old = next[i]
+                if let i = existing, let old = index[i] {
                     if old.uri != b.uri { changes.append(.remove(aor: old.aor, uri: old.uri)) }
-                    next[i] = b
-                    let wasStored = current.contains { $0.sameContact(as: u.key) }
-                    note(wasStored ? .refreshed(b) : .created(b))
+                    index.replace(at: i, with: b)
+                    note(wasStored != nil ? .refreshed(b) : .created(b))
                 } else {
-                    next.append(b)
+                    index.append(b)
                     addedNew = true
                     note(.created(b))
                 }
                 changes.append(.upsert(b))
             }
+            next = index.bindings
             if let limit = configuration.maxContactsPerAOR, next.count > limit {
                 guard addedNew else { break }
                 guard configuration.replaceOldestWhenFull else { throw .tooManyContacts(limit: limit) }
                 let touched = Set(updates.map { $0.key.uriText })
-                while next.count > limit {
-                    // Drop the least recently refreshed binding this request did not touch.
-                    let candidates = next.indices.filter { !touched.contains(next[$0].uri) }
-                    guard let oldest = candidates.min(by: { next[$0].updatedAt < next[$1].updatedAt }) else {
-                        throw .tooManyContacts(limit: limit)
-                    }
-                    let gone = next.remove(at: oldest)
+                // Drop the least recently refreshed bindings this request did not touch (one sort).
+                let candidates = next.indices.filter { !touched.contains(next[$0].uri) }
+                    .sorted { next[$0].updatedAt < next[$1].updatedAt }
+                let excess = next.count - limit
+                guard candidates.count >= excess else { throw .tooManyContacts(limit: limit) }
+                let drop = Set(candidates.prefix(excess))
+                for i in drop.sorted() {
+                    let gone = next[i]
                     changes.append(.remove(aor: gone.aor, uri: gone.uri))
                     note(.removed(gone))
                 }
+                next = next.indices.filter { !drop.contains($0) }.map { next[$0] }
+            }
+            // The whole location service is bounded (RFC 3261 10.3 leaves this to the operator):
+            // new bindings and new addresses of record beyond the limits are refused with 503;
+            // refreshing what is stored always works.
+            let growth = next.count - stored.count
+            if growth > 0, let max = configuration.maxBindings, s.bindingCount + growth > max {
+                throw .locationServiceFull(retryAfter: 60)
+            }
+            if stored.isEmpty, !next.isEmpty, let max = configuration.maxAORs, s.records.count >= max {
+                throw .locationServiceFull(retryAfter: 60)
             }
         }
 

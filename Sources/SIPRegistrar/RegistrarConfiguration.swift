@@ -33,11 +33,24 @@ public struct RegistrarConfiguration: Sendable, Hashable {
     public var supportedExtensions: [String]
     /// A Server header for responses, if any.
     public var serverHeader: String?
+    /// At most this many bindings in all; nil for no limit. Past it, REGISTERs that would add
+    /// a binding get 503 with Retry-After, while stored bindings keep refreshing.
+    public var maxBindings: Int?
+    /// At most this many addresses of record; nil for no limit (503 as for `maxBindings`).
+    public var maxAORs: Int?
+
+    /// The default for ``maxBindings`` and ``maxAORs``: at about 750 bytes a binding, 4,000,000
+    /// bindings take about 3 GiB, well within a 24 GiB machine beside everything else.
+    public static let defaultMaxBindings = 4_000_000
+    /// No REGISTER may carry more contacts than this, whatever the per-AOR limit: refused
+    /// (403) before any contact is matched.
+    public static let maxContactsPerRequest = 64
 
     public init(minExpires: Int = 30, maxExpires: Int = 300, defaultExpires: Int = 3600, domains: [String] = [],
                 rejectForeignDomains: Bool = false, maxContactsPerAOR: Int? = nil, replaceOldestWhenFull: Bool = false,
                 nonRegisterMode: NonRegisterMode = .rewrite, supportedExtensions: [String] = ["path"],
-                serverHeader: String? = nil) {
+                serverHeader: String? = nil, maxBindings: Int? = RegistrarConfiguration.defaultMaxBindings,
+                maxAORs: Int? = RegistrarConfiguration.defaultMaxBindings) {
         self.minExpires = minExpires
         self.maxExpires = maxExpires
         self.defaultExpires = defaultExpires
@@ -48,6 +61,8 @@ public struct RegistrarConfiguration: Sendable, Hashable {
         self.nonRegisterMode = nonRegisterMode
         self.supportedExtensions = supportedExtensions
         self.serverHeader = serverHeader
+        self.maxBindings = maxBindings
+        self.maxAORs = maxAORs
     }
 
     /// Checks the settings; throws a description of the first bad one.
@@ -59,6 +74,8 @@ public struct RegistrarConfiguration: Sendable, Hashable {
         }
         guard defaultExpires > 0 else { throw .invalid("default-expires must be positive (got \(defaultExpires))") }
         if let m = maxContactsPerAOR, m < 1 { throw .invalid("max-contacts must be at least 1 (got \(m))") }
+        if let m = maxBindings, m < 1 { throw .invalid("max-bindings must be at least 1 (got \(m))") }
+        if let m = maxAORs, m < 1 { throw .invalid("max-aors must be at least 1 (got \(m))") }
         for d in domains where d.isEmpty || d.contains(where: { $0 == " " || $0 == "@" || $0 == ":" }) {
             throw .invalid("domain '\(d)' is not a host name")
         }

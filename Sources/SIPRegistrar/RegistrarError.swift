@@ -25,6 +25,8 @@ public enum RegistrarError: Error, Sendable, Equatable {
     case tooManyContacts(limit: Int)
     /// The store could not make the change durable.
     case storeUnavailable(retryAfter: Int)
+    /// The location service holds as many bindings (or addresses of record) as it may.
+    case locationServiceFull(retryAfter: Int)
 
     public var statusCode: Int {
         switch self {
@@ -33,7 +35,7 @@ public enum RegistrarError: Error, Sendable, Equatable {
         case .malformedHeader, .invalidWildcard, .invalidCSeq, .mixedSchemes: return 400
         case .intervalTooBrief: return 423
         case .sipsRequiresTLS, .tooManyContacts: return 403
-        case .storeUnavailable: return 503
+        case .storeUnavailable, .locationServiceFull: return 503
         }
     }
 
@@ -50,6 +52,7 @@ public enum RegistrarError: Error, Sendable, Equatable {
         case .sipsRequiresTLS: return "SIPS Requires TLS"
         case .tooManyContacts: return "Too Many Registrations"
         case .storeUnavailable: return "Location Store Unavailable"
+        case .locationServiceFull: return "Location Service Full"
         }
     }
 
@@ -58,7 +61,7 @@ public enum RegistrarError: Error, Sendable, Equatable {
         switch self {
         case .unsupportedExtensions(let tags): return [(.unsupported, tags.joined(separator: ", "))]
         case .intervalTooBrief(let min): return [(.minExpires, String(min))]
-        case .storeUnavailable(let s): return [(.retryAfter, String(s))]
+        case .storeUnavailable(let s), .locationServiceFull(let s): return [(.retryAfter, String(s))]
         default: return []
         }
     }
