@@ -21,6 +21,16 @@ extension Dispatcher {
             notify(.requestReceived(request.method, source.transport))
             // The top Via is parsed once here and reused for the transaction key and the answer's route.
             let topVia = Self.stampTopVia(&request, source: source)
+            guard topVia != nil else {
+                // RFC 3261 8.1.1.7 / 20.42, RFC 4475 3.1.2.1: a request whose top Via cannot be read
+                // (empty parameters, no sent-by) cannot be answered along its Via: 400 to its source.
+                count(.parseErrors)
+                guard request.method != .ack else { return }
+                let response = SIPResponse(to: request, statusCode: 400, reasonPhrase: "Invalid Via Header",
+                                           toTag: SIPResponse.randomTag(), server: configuration.serverHeader)
+                sendResponseBytes(response.serialized(), topVia: nil, source: source)
+                return
+            }
             if request.method == .ack {
                 // ACK has no response and no transaction of its own (non-2xx ACKs are hop-by-hop).
                 let ack = request
@@ -122,7 +132,11 @@ extension Dispatcher {
 
     // MARK: RFC 3261 18.2.1 and RFC 3581
 
-    /// Adds `received` when the sent-by host is not the source address, and fills an empty `rport`.
+    /// Records where the request really came from in its top Via, whatever the client wrote:
+    /// `received` is the source address whenever the sent-by host differs from it, the
+    /// client wrote a `received` of its own, or `rport` is present (RFC 3581 4); `rport`
+    /// present, with or without a value, becomes the source port. Responses are routed by
+    /// these values only, so no header a client writes can send our answers elsewhere.
     /// Returns the top Via as it now reads (nil when there is none or it is malformed).
     @discardableResult
     static func stampTopVia(_ request: inout SIPRequest, source: SIPSource) -> SIPVia? {
@@ -132,11 +146,13 @@ extension Dispatcher {
         guard let first = parts.first, var via = SIPVia.parse(first) else { return nil }
         var changed = false
         let sentBy = via.host.hasPrefix("[") ? String(via.host.dropFirst().dropLast()) : via.host
-        if via.hasRport && via.rport == nil {
-            via.parameters.set("rport", String(source.remotePort))
-            via.parameters.set("received", source.remoteHost)
+        let sourcePort = String(source.remotePort)
+        if via.hasRport && via.parameters.value("rport") != sourcePort {
+            via.parameters.set("rport", sourcePort)
             changed = true
-        } else if sentBy.lowercased() != source.remoteHost.lowercased() {
+        }
+        let needsReceived = via.hasRport || via.received != nil || sentBy.lowercased() != source.remoteHost.lowercased()
+        if needsReceived && via.received != source.remoteHost {
             via.parameters.set("received", source.remoteHost)
             changed = true
         }

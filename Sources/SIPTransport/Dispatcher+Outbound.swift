@@ -8,41 +8,50 @@ extension Dispatcher {
     // MARK: Responses (RFC 3261 18.2.2, RFC 3581)
 
     /// Sends a response back the way its request came: over the same connection on
-    /// TCP/TLS (or a new one to the Via's received/sent-by if it is gone, TLS when the
-    /// Via says TLS); on UDP to `received` and `rport` (or the sent-by port).
+    /// TCP/TLS (or, if it is gone, a new connection of the same transport to the
+    /// request's source address); on UDP over UDP to the source address.
     public func deliver(_ response: SIPResponse, to source: SIPSource) {
         sendResponseBytes(response.serialized(), topVia: (try? response.headers.topVia) ?? nil, source: source)
     }
 
-    /// Sends response bytes along the route that `topVia` (the request's, as stamped) and the source give.
+    /// Sends response bytes to where the request came from (RFC 3261 18.2.2, RFC 3581).
+    ///
+    /// Only the source decides the address and the transport: a request that came over UDP
+    /// is answered over UDP, never over a connection its Via asks for; `maddr` is not
+    /// followed (no multicast responses here); `received`, which the client cannot set
+    /// (``stampTopVia(_:source:)`` overwrites it), always equals the source address. From the
+    /// Via only the port is taken, as 18.2.2 says: `rport` (then the real source port) or the
+    /// sent-by port.
     func sendResponseBytes(_ wire: [UInt8], topVia: SIPVia?, source: SIPSource) {
-        if source.transport.isReliable, let id = source.flowID, let flow = connections.flow(id), flow.channel.isActive {
-            let buffer = flow.channel.allocator.buffer(bytes: wire)
-            flow.channel.writeAndFlush(buffer, promise: nil)
-            return
-        }
-        guard let top = topVia else {
-            count(.responsesUnroutable)
-            return
-        }
-        let viaTransport = SIPTransportProtocol(token: top.transport) ?? source.transport
-        let sentByHost = top.host.hasPrefix("[") ? String(top.host.dropFirst().dropLast()) : top.host
-        let host = top.parameters.value("maddr") ?? top.received ?? sentByHost
-        if viaTransport.isReliable {
-            let port = top.port ?? (viaTransport == .tls ? 5061 : 5060)
+        if source.transport.isReliable {
+            if let id = source.flowID, let flow = connections.flow(id), flow.channel.isActive {
+                let buffer = flow.channel.allocator.buffer(bytes: wire)
+                flow.channel.writeAndFlush(buffer, promise: nil)
+                return
+            }
+            // The connection is gone: a new one to the source address, same transport, port
+            // from sent-by (18.2.2), within the connection limits.
+            let port = topVia?.port ?? (source.transport == .tls ? 5061 : 5060)
+            let target = SendTarget(transport: source.transport, host: source.remoteHost, port: port)
             Task {
                 do {
-                    let channel = try await self.streamChannel(to: SendTarget(transport: viaTransport, host: host, port: port))
+                    let channel = try await self.streamChannel(to: target)
                     channel.writeAndFlush(channel.allocator.buffer(bytes: wire), promise: nil)
                 } catch {
                     self.count(.responsesUnroutable)
-                    self.logger.debug("response undeliverable", metadata: ["net.peer": "\(host):\(port)", "error": "\(error)"])
+                    self.logger.debug("response undeliverable", metadata: ["net.peer": "\(target)", "error": "\(error)"])
                 }
             }
             return
         }
-        let port = top.rport ?? top.port ?? 5060
-        guard let leg = udpLeg(localPort: source.localPort), let address = try? SocketAddress(ipAddress: host, port: port) else {
+        let port: Int
+        if let top = topVia {
+            port = top.hasRport ? source.remotePort : (top.port ?? 5060)
+        } else {
+            // No readable Via: the answer (a 400) goes to where the datagram came from.
+            port = source.remotePort
+        }
+        guard let leg = udpLeg(localPort: source.localPort), let address = try? SocketAddress(ipAddress: source.remoteHost, port: port) else {
             count(.responsesUnroutable)
             return
         }

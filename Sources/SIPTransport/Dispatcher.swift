@@ -31,6 +31,7 @@ public final class Dispatcher: SIPTimerScheduler, Sendable {
     private let observers = NIOLockedValueBox<[@Sendable (TransportEvent) -> Void]>([])
     /// One task executor per event loop, keyed by the loop's identity.
     private let executors: [ObjectIdentifier: EventLoopTaskExecutor]
+    private let defaultClientContext = NIOLockedValueBox<TLSContext?>(nil)
 
     struct Legs: Sendable {
         var udp: [UDPLeg] = []
@@ -126,10 +127,23 @@ public final class Dispatcher: SIPTimerScheduler, Sendable {
     /// the store's current context; `clientContext` is used for connections this server opens.
     @discardableResult
     public func bindTLS(host: String, port: Int, contexts: TLSContextStore, clientContext: TLSContext? = nil) async throws -> SocketAddress {
-        let tls = StreamLeg.TLS(server: contexts, client: clientContext)
+        // Without one given: one client context (system trust roots, names verified) built here,
+        // once, and shared by every connection this leg opens.
+        let client = try clientContext ?? sharedClientContext()
+        let tls = StreamLeg.TLS(server: contexts, client: client)
         let leg = try await StreamLeg.bind(transport: .tls, host: host, port: port, tls: tls, dispatcher: self)
         legs.withLockedValue { $0.stream.append(leg) }
         return leg.localAddress
+    }
+
+    /// The client TLS context used when ``bindTLS(host:port:contexts:clientContext:)`` is given none.
+    private func sharedClientContext() throws -> TLSContext {
+        try defaultClientContext.withLockedValue { c in
+            if let c { return c }
+            let made = try TLSContext(configuration: .client())
+            c = made
+            return made
+        }
     }
 
     /// The bound listeners.

@@ -21,10 +21,16 @@ final class StreamConnectionHandler: ChannelInboundHandler {
     private var lastActivity = NIODeadline.now()
     private var idleTimer: Scheduled<Void>?
 
-    init(dispatcher: Dispatcher, transport: SIPTransportProtocol, inbound: Bool) {
+    /// The limit slot an outbound connection took before connecting; released when it closes.
+    private let outboundAdmission: String?
+
+    /// - Parameter outboundAdmission: for a connection this server opens, the key of the
+    ///   connection-limit slot already taken for it (see `StreamLeg.connect`).
+    init(dispatcher: Dispatcher, transport: SIPTransportProtocol, inbound: Bool, outboundAdmission: String? = nil) {
         self.dispatcher = dispatcher
         self.transport = transport
         self.inbound = inbound
+        self.outboundAdmission = outboundAdmission
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -55,12 +61,14 @@ final class StreamConnectionHandler: ChannelInboundHandler {
                 return
             }
             if transport == .tls && !exempt,
-               !dispatcher.handshakeRate.record(host, now: Int64(Dispatcher.monotonicNow() / 1_000_000)).isAllowed {
+               !dispatcher.handshakeRate.record(SourceKey.limitKey(forIP: host), now: Int64(Dispatcher.monotonicNow() / 1_000_000)).isAllowed {
                 dispatcher.refuse(.connectionsRefusedHandshakeRate, transport, host: host, port: port,
                                   reason: "TLS handshake rate per IP")
                 context.close(promise: nil)
                 return
             }
+        } else {
+            admittedIP = outboundAdmission
         }
         flowID = dispatcher.connections.makeID()
         let local = context.channel.localAddress

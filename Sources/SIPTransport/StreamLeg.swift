@@ -48,27 +48,42 @@ final class StreamLeg: Sendable {
 
     /// The shared pipeline: [TLS] → framing → connection handler.
     static func configure(_ channel: any Channel, transport: SIPTransportProtocol, tlsHandler: TLSHandler?,
-                          dispatcher: Dispatcher, inbound: Bool) throws {
+                          dispatcher: Dispatcher, inbound: Bool, outboundAdmission: String? = nil) throws {
         let ops = channel.pipeline.syncOperations
         if let tlsHandler { try ops.addHandler(tlsHandler) }
         let limits = dispatcher.configuration.parserLimits
         try ops.addHandler(ByteToMessageHandler(SIPStreamDecoder(limits: limits),
                                                 maximumBufferSize: dispatcher.configuration.maxMessageBytes * 2))
-        try ops.addHandler(StreamConnectionHandler(dispatcher: dispatcher, transport: transport, inbound: inbound))
+        try ops.addHandler(StreamConnectionHandler(dispatcher: dispatcher, transport: transport, inbound: inbound,
+                                                   outboundAdmission: outboundAdmission))
     }
 
     /// Opens a connection to a peer (TLS: verifying the server per the client context, with SNI).
+    /// A connection this server opens counts against the same limits as one it accepts (in
+    /// total and per remote address): past them this throws instead of connecting.
     func connect(host: String, port: Int) async throws -> any Channel {
         let transport = self.transport
         let dispatcher = self.dispatcher
+        let config = dispatcher.configuration
+        let exempt = config.limitExemptions.contains(host)
+        switch dispatcher.connections.admit(ip: host, maxTotal: config.maxConnections,
+                                            maxPerIP: exempt ? Int.max : config.maxConnectionsPerIP) {
+        case .admitted:
+            break
+        case .totalLimit:
+            dispatcher.refuse(.connectionsRefusedTotalLimit, transport, host: host, port: port, reason: "connection limit")
+            throw DispatcherError.connectFailed("\(transport) \(host):\(port): connection limit reached")
+        case .perIPLimit:
+            dispatcher.refuse(.connectionsRefusedPerIPLimit, transport, host: host, port: port, reason: "per-IP connection limit")
+            throw DispatcherError.connectFailed("\(transport) \(host):\(port): per-IP connection limit reached")
+        }
         var handler: TLSHandler?
         if transport == .tls {
-            let clientContext: TLSContext
-            if let c = tls?.client {
-                clientContext = c
-            } else {
-                clientContext = try TLSContext(configuration: .client(serverHostname: host))
+            guard let clientContext = tls?.client else {
+                dispatcher.connections.release(ip: host)
+                throw DispatcherError.connectFailed("\(transport) \(host):\(port): no client TLS context")
             }
+            // One client context for every connection; the name to verify and send as SNI is per connection.
             handler = TLSHandler(context: clientContext, serverHostname: host)
         }
         let tlsHandler = handler.map { NIOLoopBoundBox($0, eventLoop: dispatcher.group.next()) }
@@ -80,11 +95,13 @@ final class StreamLeg: Sendable {
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try StreamLeg.configure(channel, transport: transport, tlsHandler: tlsHandler?.value,
-                                                dispatcher: dispatcher, inbound: false)
+                                                dispatcher: dispatcher, inbound: false, outboundAdmission: host)
                     }
                 }
                 .connect(host: host, port: port).get()
         } catch {
+            // Never active, so the connection handler did not take the slot over.
+            dispatcher.connections.release(ip: host)
             throw DispatcherError.connectFailed("\(transport) \(host):\(port): \(error)")
         }
     }

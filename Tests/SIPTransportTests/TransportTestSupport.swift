@@ -90,14 +90,14 @@ final class UDPPeer: Sendable {
     let channel: any Channel
     let received = NIOLockedValueBox<[String]>([])
 
-    init() async throws {
+    init(host: String = "127.0.0.1", port: Int = 0) async throws {
         let box = received
         channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
             .channelInitializer { ch in
                 ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(Collector(box: box)) }
             }
-            .bind(host: "127.0.0.1", port: 0).get()
+            .bind(host: host, port: port).get()
     }
 
     var port: Int { channel.localAddress?.port ?? 0 }
