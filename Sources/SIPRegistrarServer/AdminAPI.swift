@@ -3,11 +3,21 @@ import Hummingbird
 import NIOCore
 import SIPMessage
 import SIPRegistrar
+import SIPTLS
 import SIPTransport
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The admin HTTP API (loopback by default):
 /// `GET /v1/bindings?aor=ADDR`, `GET /v1/bindings?offset=&limit=`, `DELETE /v1/bindings?aor=ADDR`,
 /// `GET /health`, `GET /metrics`. Bad parameters get 400 with a JSON error.
+///
+/// Every route but `/health` needs `Authorization: Bearer TOKEN` (the token file, see
+/// ``AdminToken``), else 401. Every route, `/health` included, answers only requests whose
+/// `Host` is an IP literal, `localhost` or the configured admin host name, else 421: a web
+/// page on a rebound DNS name cannot reach the API through a browser.
 enum AdminAPI {
     struct ContactJSON: Codable, Sendable {
         var uri: String
@@ -100,9 +110,85 @@ enum AdminAPI {
         return .valid(aor)
     }
 
+    /// Who may use the API: the bearer token, and the host names (besides IP literals and
+    /// `localhost`) a `Host` header may carry.
+    struct Access: Sendable {
+        var token: String
+        var hostNames: Set<String>
+        /// Where the token is kept, for the 401's message.
+        var tokenFile: String
+
+        init(token: String, tokenFile: String, adminHost: String) {
+            self.token = token
+            self.tokenFile = tokenFile
+            hostNames = ["localhost", adminHost.lowercased()]
+        }
+    }
+
+    /// Whether a `Host` value (`name`, `name:port`, `IPv4:port`, `[IPv6]:port`) names this
+    /// server: an IP literal or one of `names`. Absent or malformed: no.
+    static func hostAllowed(_ host: String?, names: Set<String>) -> Bool {
+        guard let host, !host.isEmpty else { return false }
+        var name = Substring(host)
+        if name.hasPrefix("[") {
+            guard let close = name.firstIndex(of: "]") else { return false }
+            let rest = name[name.index(after: close)...]
+            guard rest.isEmpty || (rest.hasPrefix(":") && rest.dropFirst().allSatisfy({ $0.isASCII && $0.isNumber })) else { return false }
+            name = name[name.index(after: name.startIndex)..<close]
+            return isIPLiteral(String(name))
+        }
+        if let colon = name.firstIndex(of: ":") {
+            let port = name[name.index(after: colon)...]
+            guard port.allSatisfy({ $0.isASCII && $0.isNumber }) else { return false }
+            name = name[..<colon]
+        }
+        let text = String(name).lowercased()
+        if text.hasSuffix("."), names.contains(String(text.dropLast())) { return true }
+        return isIPLiteral(text) || names.contains(text)
+    }
+
+    static func isIPLiteral(_ s: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return s.withCString { inet_pton(AF_INET, $0, &v4) == 1 || inet_pton(AF_INET6, $0, &v6) == 1 }
+    }
+
+    /// Compares without an early exit, so the time taken says nothing about the token.
+    static func tokenMatches(_ given: Substring, _ token: String) -> Bool {
+        let a = Array(given.utf8), b = Array(token.utf8)
+        var diff = UInt8(a.count == b.count ? 0 : 1)
+        for i in 0..<b.count { diff |= (i < a.count ? a[i] : 0) ^ b[i] }
+        return diff == 0
+    }
+
+    /// The Host check on every route, the token on every route but `/health`.
+    struct Guard<Context: RequestContext>: RouterMiddleware {
+        let access: Access
+
+        func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+            guard AdminAPI.hostAllowed(request.head.authority, names: access.hostNames) else {
+                let given = request.head.authority.map { "'\($0)'" } ?? "missing"
+                return AdminAPI.error("Host \(given) is not this server: use an IP address or localhost", status: .misdirectedRequest)
+            }
+            if request.uri.path != "/health" {
+                let header = request.headers[.authorization] ?? ""
+                guard header.lowercased().hasPrefix("bearer "),
+                      AdminAPI.tokenMatches(header.dropFirst(7).drop { $0 == " " }, access.token) else {
+                    var r = AdminAPI.error(header.isEmpty
+                        ? "missing access token: send 'Authorization: Bearer TOKEN' (the token is in \(access.tokenFile))"
+                        : "wrong access token (the token is in \(access.tokenFile))", status: .unauthorized)
+                    r.headers[.wwwAuthenticate] = "Bearer realm=\"sip-registrar\""
+                    return r
+                }
+            }
+            return try await next(request, context)
+        }
+    }
+
     static func router(registrar: Registrar, dispatcher: Dispatcher, metrics: ServerMetrics, localNode: String? = nil,
-                       clock: any RegistrarClock) -> Router<BasicRequestContext> {
+                       clock: any RegistrarClock, access: Access) -> Router<BasicRequestContext> {
         let router = Router()
+        router.add(middleware: Guard(access: access))
         router.get("health") { _, _ -> Response in
             json(["status": "ok", "bindings": String(registrar.bindingCount)])
         }
@@ -150,5 +236,73 @@ enum AdminAPI {
             }
         }
         return router
+    }
+}
+
+/// The admin API's access token: one line of 64 hex digits in a file readable by its owner
+/// only (mode 600), made at the first start. `sip-registrar lookup` reads the same file.
+public enum AdminToken {
+    /// Reads the token at `path`; when there is no file, makes one (random, mode 600, with its
+    /// folder). A file that others may read, or that holds no usable token, is an error naming it.
+    public static func loadOrCreate(path: String) throws(ConfigurationError) -> (token: String, created: Bool) {
+        if access(path, F_OK) != 0 {
+            let created = try create(path)
+            return (try read(path, checkMode: true), created)
+        }
+        return (try read(path, checkMode: true), false)
+    }
+
+    /// The token in `path`. With `checkMode`, a file readable or writable by group or others is refused.
+    public static func read(_ path: String, checkMode: Bool = false) throws(ConfigurationError) -> String {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw ConfigurationError("admin_token_file \(path): cannot read it (\(String(cString: strerror(errno))))") }
+        defer { close(fd) }
+        if checkMode, let mode = (try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? Int,
+           mode & 0o077 != 0 {
+            throw ConfigurationError("admin_token_file \(path): mode \(String(mode & 0o777, radix: 8)) lets others read the token; chmod 600 it")
+        }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 512)
+        while bytes.count < 4096 {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            bytes += chunk[0..<n]
+        }
+        let line = bytes.prefix { $0 != 0x0a && $0 != 0x0d }
+        guard line.count >= 16, line.count <= 1024, line.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else {
+            throw ConfigurationError("admin_token_file \(path): no token in it (one line of at least 16 printable characters)")
+        }
+        return String(decoding: line, as: UTF8.self)
+    }
+
+    /// Writes a new random token to a temporary file (O_EXCL, O_NOFOLLOW, mode 600) and links
+    /// it into place, so that the file appears complete or not at all; when another process won
+    /// the race, its token stays. Returns whether this call made the file.
+    static func create(_ path: String) throws(ConfigurationError) -> Bool {
+        if let slash = path.lastIndex(of: "/") {
+            let dir = String(path[..<slash])
+            if !dir.isEmpty { SQLiteBindingStore.makeDirectories(dir) }
+        }
+        let random: [UInt8]
+        do {
+            random = try OpenSSLHashing.randomBytes(32)
+        } catch {
+            throw ConfigurationError("admin_token_file \(path): \(error)")
+        }
+        let text = random.map { b in (b < 16 ? "0" : "") + String(b, radix: 16) }.joined() + "\n"
+        let tmp = path + ".tmp.\(getpid())"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ConfigurationError("admin_token_file \(path): cannot create it (\(String(cString: strerror(errno))))") }
+        let bytes = Array(text.utf8)
+        let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd) == 0
+        close(fd)
+        defer { unlink(tmp) }
+        guard n == bytes.count, synced else {
+            throw ConfigurationError("admin_token_file \(path): cannot write it (\(String(cString: strerror(errno))))")
+        }
+        if link(tmp, path) == 0 { return true }
+        if errno == EEXIST { return false }
+        throw ConfigurationError("admin_token_file \(path): cannot create it (\(String(cString: strerror(errno))))")
     }
 }

@@ -8,8 +8,9 @@ public enum AdminClient {
         public var description: String
     }
 
-    /// GETs `path` from `base` (`http://host:port`); returns the status and the body.
-    public static func get(base: String, path: String) async throws -> (status: Int, body: String) {
+    /// GETs `path` from `base` (`http://host:port`), with `Authorization: Bearer token` when a
+    /// token is given; returns the status and the body.
+    public static func get(base: String, path: String, token: String? = nil) async throws -> (status: Int, body: String) {
         guard base.hasPrefix("http://") else { throw Failure(description: "--admin must be an http:// URL (got '\(base)')") }
         var hostPort = String(base.dropFirst(7))
         while hostPort.hasSuffix("/") { hostPort.removeLast() }
@@ -27,7 +28,8 @@ public enum AdminClient {
         } catch {
             throw Failure(description: "cannot reach the admin API at \(base): \(error)")
         }
-        let request = "GET \(path) HTTP/1.1\r\nHost: \(hostPort)\r\nConnection: close\r\nAccept: application/json\r\n\r\n"
+        let authorization = token.map { "Authorization: Bearer \($0)\r\n" } ?? ""
+        let request = "GET \(path) HTTP/1.1\r\nHost: \(hostPort)\r\nConnection: close\r\nAccept: application/json\r\n\(authorization)\r\n"
         try await channel.writeAndFlush(ByteBuffer(string: request))
         try await channel.closeFuture.get()
         let text = collector.text
@@ -52,6 +54,19 @@ public enum AdminClient {
             rest = rest[end...].dropFirst(2)
         }
         return out
+    }
+
+    /// The admin URL a client on this machine uses for a server's `admin` address: a wildcard
+    /// address becomes loopback. nil when the admin API is off.
+    public static func url(for admin: ListenAddress?) -> String? {
+        guard let admin else { return nil }
+        let host: String
+        switch admin.host {
+        case "::": host = "::1"
+        case "0.0.0.0": host = "127.0.0.1"
+        default: host = admin.host
+        }
+        return "http://" + ListenAddress(host: host, port: admin.port).description
     }
 
     /// Percent-encodes a query value (everything but unreserved characters).

@@ -33,7 +33,8 @@ public struct ConfigurationOverrides: Sendable {
 public enum ConfigurationLoader {
     /// The keys the file may hold, by section.
     static let schema: [String: Set<String>] = [
-        "": ["listen", "tls", "registrar", "store", "store_password_file", "node_name", "admin", "log_level", "auth", "limits"],
+        "": ["listen", "tls", "registrar", "store", "store_password_file", "store_sync", "node_name", "admin", "admin_token_file",
+             "log_level", "auth", "limits"],
         "auth": ["mode", "users", "domains", "realm", "nonce_lifetime", "secret_file", "trusted", "algorithms"],
         "limits": ["failed_auth_per_source", "failed_auth_per_user", "failed_auth_window", "block_seconds",
                    "registers_per_source", "connections_per_source", "tls_handshakes_per_source", "exempt", "action"],
@@ -52,6 +53,16 @@ public enum ConfigurationLoader {
             c.storePassword = String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
         }
         try c.validate()
+        return c
+    }
+
+    /// What a client of the admin API on this machine (`sip-registrar lookup`) needs: the
+    /// configuration file and environment read as `serve` reads them, without the checks that
+    /// only matter to a server.
+    public static func loadForClient(file: String?, environment: [String: String]) throws(ConfigurationError) -> ServerConfiguration {
+        var c = ServerConfiguration.defaults
+        if let file { try apply(file: file, to: &c) }
+        try apply(environment: environment, to: &c)
         return c
     }
 
@@ -151,6 +162,14 @@ public enum ConfigurationLoader {
             case "store_password_file":
                 let text = v.string ?? ""
                 c.storePasswordFile = text.isEmpty ? nil : text
+            case "store_sync":
+                guard let mode = SQLiteSynchronous(rawValue: v.string ?? "") else {
+                    throw fail(v, "store_sync must be full or normal (got '\(v.string ?? "?")')")
+                }
+                c.storeSync = mode
+            case "admin_token_file":
+                let text = v.string ?? ""
+                c.adminTokenFile = text.isEmpty ? nil : text
             case "node_name":
                 let text = v.string ?? ""
                 guard text.allSatisfy({ $0.isLetter || $0.isNumber || "-_.:".contains($0) }) else {
@@ -318,6 +337,13 @@ public enum ConfigurationLoader {
         if let p = env["SIP_REGISTRAR_KEY_PASSPHRASE"] { c.keyPassphrase = p }
         if let n = env["SIP_REGISTRAR_NODE"], !n.isEmpty { c.nodeName = n }
         if let f = env["SIP_REGISTRAR_STORE_PASSWORD_FILE"], !f.isEmpty { c.storePasswordFile = f }
+        if let f = env["SIP_REGISTRAR_ADMIN_TOKEN_FILE"], !f.isEmpty { c.adminTokenFile = f }
+        if let m = env["SIP_REGISTRAR_STORE_SYNC"] {
+            guard let mode = SQLiteSynchronous(rawValue: m) else {
+                throw ConfigurationError("environment SIP_REGISTRAR_STORE_SYNC must be full or normal (got '\(m)')")
+            }
+            c.storeSync = mode
+        }
         c.storePassword = env["SIP_REGISTRAR_STORE_PASSWORD"] ?? env["PGPASSWORD"]
         try apply(overrides: o, to: &c, origin: "environment SIP_REGISTRAR_")
     }

@@ -20,6 +20,23 @@ public struct PostgresLocation: Sendable, Hashable {
     public var database: String
     /// `disable`, `prefer` (the default) or `require`.
     public var sslMode: String
+    /// Whether the URL said `sslmode=` at all.
+    public var sslModeGiven = false
+
+    /// A host other than this machine without `sslmode`: `prefer` stays the default (a database
+    /// without TLS keeps working), but start-up warns, since `prefer` falls back to a plain
+    /// connection whenever TLS is refused, which a man in the middle can arrange.
+    public var unencryptedToAnotherHost: Bool {
+        !sslModeGiven && !Self.isLoopback(host)
+    }
+
+    /// `localhost`, 127.0.0.0/8, `::1` (and a Unix socket folder, which never leaves the machine).
+    static func isLoopback(_ host: String) -> Bool {
+        let h = host.lowercased()
+        if h == "localhost" || h.hasSuffix(".localhost") || h.hasPrefix("/") || h == "::1" || h == "0:0:0:0:0:0:0:1" { return true }
+        let parts = h.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
+    }
 
     public init?(url: String) {
         var rest = Substring(url)
@@ -62,7 +79,10 @@ public struct PostgresLocation: Sendable, Hashable {
         sslMode = "prefer"
         for pair in query.split(separator: "&") {
             let kv = pair.split(separator: "=", maxSplits: 1)
-            if kv.count == 2 && kv[0] == "sslmode" { sslMode = String(kv[1]) }
+            if kv.count == 2 && kv[0] == "sslmode" {
+                sslMode = String(kv[1])
+                sslModeGiven = true
+            }
         }
         guard !host.isEmpty, !database.isEmpty, !user.isEmpty, (1...65_535).contains(port),
               ["disable", "prefer", "require"].contains(sslMode) else { return nil }

@@ -34,7 +34,7 @@ public final class RegistrarServer: Sendable {
         // TLS first: a bad certificate must stop start-up before anything listens.
         var tlsStore: TLSContextStore?
         if !config.tls.isEmpty {
-            tlsStore = try makeTLSStore(config)
+            tlsStore = try makeTLSStore(config, metrics: metrics)
         }
 
         let store: any BindingStore
@@ -45,9 +45,19 @@ public final class RegistrarServer: Sendable {
         case .memory:
             store = EphemeralBindingStore()
         case .sqlite(let path):
-            store = try SQLiteBindingStore(path: path)
+            store = try SQLiteBindingStore(path: path, synchronous: config.storeSync)
+            if config.storeSync == .normal {
+                logger.notice("store_sync: normal: a power cut can lose the last acknowledged REGISTERs", metadata: ["store": "\(config.store)"])
+            }
         case .postgres(let url):
             guard var location = PostgresLocation(url: url) else { throw ConfigurationError("store \(config.store): not a PostgreSQL URL") }
+            if location.unencryptedToAnotherHost {
+                logger.warning("""
+                    store: PostgreSQL at \(location.host) without sslmode: the connection is encrypted only if the server offers \
+                    TLS (sslmode=prefer), and a man in the middle can refuse it; add ?sslmode=require (or sslmode=disable to say \
+                    that a plain connection is intended)
+                    """, metadata: ["store": "\(config.store)"])
+            }
             if location.password == nil { location.password = config.storePassword }
             var storeLogger = logger
             storeLogger[metadataKey: "component"] = "store"
@@ -69,6 +79,16 @@ public final class RegistrarServer: Sendable {
             store = pg
         }
         defer { postgresClient?.cancel() }
+
+        // The admin API's token: read, or made at the first start, before anything listens.
+        var adminAccess: AdminAPI.Access?
+        var adminTokenCreated = false
+        if let admin = config.admin {
+            let path = config.resolvedAdminTokenFile
+            let (token, created) = try AdminToken.loadOrCreate(path: path)
+            adminAccess = AdminAPI.Access(token: token, tokenFile: path, adminHost: admin.host)
+            adminTokenCreated = created
+        }
 
         // Authentication: the users file and the nonce key are read before anything listens.
         let security = config.security
@@ -136,9 +156,13 @@ public final class RegistrarServer: Sendable {
             logger.info("authentication", metadata: ["auth.mode": "\(authConfig.mode.rawValue)", "auth.users": "\(users.count)"])
         }
         var services: [any Service] = [SIPService(dispatcher: dispatcher, logger: logger)]
-        if let admin = config.admin {
+        if let admin = config.admin, let adminAccess {
+            if adminTokenCreated {
+                logger.notice("admin API token created (send it as 'Authorization: Bearer TOKEN'; sip-registrar lookup reads it)",
+                              metadata: ["admin.token_file": "\(adminAccess.tokenFile)"])
+            }
             let router = AdminAPI.router(registrar: registrar, dispatcher: dispatcher, metrics: metrics, localNode: postgres?.node,
-                                         clock: clock)
+                                         clock: clock, access: adminAccess)
             var adminLogger = logger
             adminLogger[metadataKey: "component"] = "admin"
             adminLogger.logLevel = max(logger.logLevel, .notice)
@@ -190,7 +214,7 @@ public final class RegistrarServer: Sendable {
         return SIPSource.hostPort(ip, port)
     }
 
-    private func makeTLSStore(_ config: ServerConfiguration) throws -> TLSContextStore {
+    private func makeTLSStore(_ config: ServerConfiguration, metrics: ServerMetrics) throws -> TLSContextStore {
         var tls: TLSConfiguration
         switch config.certificate {
         case .auto:
@@ -218,7 +242,16 @@ public final class RegistrarServer: Sendable {
         tls.clientCertificates = config.clientCertificates
         if let ca = config.ca { tls.trustRoots = .file(ca) }
         do {
-            let store = try TLSContextStore(configuration: tls)
+            // Under `optional`, a certificate that does not verify leaves the connection up without an
+            // identity (digest still applies): say so once per connection, and count it.
+            let logger = self.logger
+            let store = try TLSContextStore(configuration: tls) { u in
+                metrics.count("sip_tls_client_certificates_total", [("result", "unverified")])
+                logger.notice("TLS client certificate did not verify; connection kept without an identity",
+                              metadata: ["net.peer": "\(u.remote.logSafe)", "tls.subject": "\(u.certificate.subject.logSafe)",
+                                         "tls.issuer": "\(u.certificate.issuer.logSafe)", "tls.sha256": "\(u.certificate.fingerprintSHA256)",
+                                         "tls.error": "\(u.reason.logSafe)"])
+            }
             if let c = store.context.certificate {
                 logger.info("TLS certificate", metadata: ["tls.subject": "\(c.subject)", "tls.sha256": "\(c.fingerprintSHA256)",
                                                           "tls.client_certificates": "\(config.clientCertificates.rawValue)"])
@@ -268,17 +301,17 @@ public final class RegistrarServer: Sendable {
                 metrics.count("sip_auth_challenges_total", [("stale", stale ? "true" : "false")])
             case .authenticated(let identity, let method, let source):
                 metrics.count("sip_auth_success_total", [("method", method.rawValue)])
-                logger.debug("authenticated", metadata: ["sip.identity": "\(identity)", "auth.method": "\(method.rawValue)",
+                logger.debug("authenticated", metadata: ["sip.identity": "\(identity.logSafe)", "auth.method": "\(method.rawValue)",
                                                          "net.peer": "\(source)"])
             case .failed(let reason, let user, let realm, let source):
                 metrics.count("sip_auth_failures_total", [("reason", reason.rawValue)])
-                logger.debug("authentication failed", metadata: ["auth.reason": "\(reason.rawValue)", "sip.user": "\(user ?? "-")",
-                                                                 "sip.realm": "\(realm)", "net.peer": "\(source)"])
+                logger.debug("authentication failed", metadata: ["auth.reason": "\(reason.rawValue)", "sip.user": "\(user.logSafe)",
+                                                                 "sip.realm": "\(realm.logSafe)", "net.peer": "\(source)"])
             case .limited(let limit, let key, let until, let first):
                 metrics.count("sip_limit_refusals_total", [("limit", limit.rawValue)])
                 if first {
                     let seconds = max(0, (until - SystemRegistrarClock().nowMilliseconds() + 999) / 1000)
-                    logger.warning("limit reached: requests refused", metadata: ["limit": "\(limit.rawValue)", "key": "\(key)",
+                    logger.warning("limit reached: requests refused", metadata: ["limit": "\(limit.rawValue)", "key": "\(key.logSafe)",
                                                                                  "seconds": "\(seconds)"])
                 }
             }
@@ -292,7 +325,9 @@ public final class RegistrarServer: Sendable {
         registrar.observe { e in
             metrics.bindingEvent(e)
             let b = e.binding
-            logger.info("binding \(e.kind)", metadata: ["sip.aor": "\(b.aor)", "sip.contact": "\(b.uri)", "net.transport": "\(b.transport)",
+            // Values from the request are escaped: a percent-decoded AOR may hold a line break.
+            logger.info("binding \(e.kind)", metadata: ["sip.aor": "\(b.aor.logSafe)", "sip.contact": "\(b.uri.logSafe)",
+                                                       "sip.user_agent": "\(b.userAgent.logSafe)", "net.transport": "\(b.transport)",
                                               "net.peer": "\(b.source)", "sip.expires": "\(b.remainingSeconds(at: b.updatedAt))"])
         }
         dispatcher.observe { event in
@@ -301,12 +336,12 @@ public final class RegistrarServer: Sendable {
             case .responseSent(let code, let t): metrics.responseSent(code, t)
             case .tlsHandshake(let ok, let remote, let detail):
                 metrics.tlsHandshake(succeeded: ok)
-                if !ok { logger.notice("TLS handshake failed", metadata: ["net.peer": "\(remote)", "tls.error": "\(detail)"]) }
+                if !ok { logger.notice("TLS handshake failed", metadata: ["net.peer": "\(remote)", "tls.error": "\(detail.logSafe)"]) }
             case .connectionRefused(let t, let remote, let reason):
                 // The dispatcher reports a refusal once per reason and source per minute (all are counted).
-                logger.warning("connection refused", metadata: ["net.transport": "\(t)", "net.peer": "\(remote)", "reason": "\(reason)"])
+                logger.warning("connection refused", metadata: ["net.transport": "\(t)", "net.peer": "\(remote)", "reason": "\(reason.logSafe)"])
             case .dropped(let reason, let remote):
-                logger.notice("message dropped", metadata: ["net.peer": "\(remote)", "reason": "\(reason)"])
+                logger.notice("message dropped", metadata: ["net.peer": "\(remote)", "reason": "\(reason.logSafe)"])
             case .connectionOpened, .connectionClosed:
                 break
             }

@@ -6,30 +6,44 @@ import SIPRegistrar
 import Glibc
 #endif
 
+/// How hard SQLite makes each commit durable (`store_sync`).
+public enum SQLiteSynchronous: String, Sendable, Hashable, CaseIterable {
+    /// `PRAGMA synchronous = FULL`: the WAL is synced at every commit, so a commit (and the 200
+    /// that follows it) survives a power cut or a kernel crash. The default.
+    case full
+    /// `PRAGMA synchronous = NORMAL`: synced only at checkpoints; a crash of the process loses
+    /// nothing, but a power cut can lose the last commits. Faster; an explicit choice.
+    case normal
+}
+
 /// The embedded default store: SQLite in WAL mode through GRDB, with a versioned schema
 /// and group commit. Concurrent REGISTERs that change bindings at the same time share one
-/// transaction; each `apply` returns only once its changes are committed, so a 200 OK
-/// always means "on disk".
+/// transaction; each `apply` returns only once its changes are committed (with
+/// `synchronous = FULL` by default, so a 200 OK means "on disk", power cut or not).
 public final class SQLiteBindingStore: BindingStore {
     private let pool: DatabasePool
     private let committer: GroupCommitter
     public let path: String
+    public let synchronous: SQLiteSynchronous
 
     /// Opens (creating, with its folder) and migrates the database. A locked, corrupt or
     /// unwritable database is reported with its path and SQLite's reason.
-    public init(path: String) throws(ConfigurationError) {
+    public init(path: String, synchronous: SQLiteSynchronous = .full) throws(ConfigurationError) {
         self.path = path
+        self.synchronous = synchronous
         if let slash = path.lastIndex(of: "/") {
             let dir = String(path[..<slash])
             if !dir.isEmpty { Self.makeDirectories(dir) }
         }
         var config = Configuration()
         config.busyMode = .timeout(2)
-        config.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = NORMAL")
-        }
         do {
             let pool = try DatabasePool(path: path, configuration: config)
+            // On the writer, once the pool is open: GRDB's WAL set-up sets NORMAL on it after
+            // any prepareDatabase hook. Only the writer commits, and it lives as long as the pool.
+            try pool.writeWithoutTransaction { db in
+                try db.execute(sql: synchronous == .full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+            }
             try Self.migrator.migrate(pool)
             // Prove that the file is writable now, not at the first REGISTER.
             try pool.write { db in try db.execute(sql: "UPDATE meta SET value = value WHERE key = 'schema'") }
@@ -38,6 +52,11 @@ public final class SQLiteBindingStore: BindingStore {
             throw ConfigurationError("store sqlite:\(path): \(Self.describe(error))")
         }
         self.committer = GroupCommitter(pool: pool)
+    }
+
+    /// The `synchronous` setting SQLite reports on the writing connection (0 off, 1 normal, 2 full).
+    func currentSynchronousSetting() throws -> Int {
+        try pool.write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
     }
 
     static func describe(_ error: any Error) -> String {

@@ -145,9 +145,19 @@ public enum UsersFile {
         return existing == nil
     }
 
+    /// Writes `text` to a new temporary file next to `path` and renames it over `path`. The
+    /// temporary file is created with `O_CREAT | O_EXCL | O_NOFOLLOW`, mode 600, under a random
+    /// name: a file or symbolic link someone placed there beforehand is never opened, followed
+    /// or truncated (the write then fails instead), and nobody else can read the hashes meanwhile.
     static func write(_ text: String, to path: String) throws(ConfigurationError) {
-        let tmp = path + ".tmp.\(getpid())"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        var fd: Int32 = -1
+        var tmp = ""
+        for _ in 0..<8 {
+            let suffix = ((try? OpenSSLHashing.randomBytes(6)) ?? []).map { b in (b < 16 ? "0" : "") + String(b, radix: 16) }.joined()
+            tmp = path + ".tmp.\(getpid()).\(suffix)"
+            fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            if fd >= 0 || errno != EEXIST { break }
+        }
         guard fd >= 0 else { throw ConfigurationError("\(path): cannot write (\(String(cString: strerror(errno))))") }
         let bytes = Array(text.utf8)
         var written = 0

@@ -108,6 +108,22 @@ public struct ServerConfiguration: Sendable, Hashable {
     public var storePassword: String?
     /// A file holding the PostgreSQL password.
     public var storePasswordFile: String?
+    /// SQLite durability: `full` (the default: a 200 survives a power cut) or `normal`.
+    public var storeSync: SQLiteSynchronous = .full
+    /// The admin API's access token file (`admin_token_file`); nil: see ``resolvedAdminTokenFile``.
+    public var adminTokenFile: String?
+
+    /// Where the admin token is kept: `admin_token_file`, else next to an SQLite store
+    /// (`sqlite:data/registrar.sqlite` → `data/admin.token`), else `data/admin.token` in the
+    /// working directory (memory and PostgreSQL stores).
+    public var resolvedAdminTokenFile: String {
+        if let adminTokenFile { return adminTokenFile }
+        if case .sqlite(let path) = store {
+            guard let slash = path.lastIndex(of: "/") else { return "admin.token" }
+            return String(path[...slash]) + "admin.token"
+        }
+        return "data/admin.token"
+    }
 
     /// The built-in defaults (the same as config/registrar.yaml).
     public static let defaults = ServerConfiguration(

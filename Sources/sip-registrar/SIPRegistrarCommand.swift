@@ -102,15 +102,41 @@ struct Serve: AsyncParsableCommand {
 
 struct Lookup: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print the contacts a lookup of ADDR returns, one per line (exit 0 if any, 1 if none, 2 on error).")
+        abstract: "Print the contacts a lookup of ADDR returns, one per line (exit 0 if any, 1 if none, 2 on error).",
+        discussion: """
+            The admin address and the access token file come from the same configuration as `serve` \
+            (config/registrar.yaml in the working directory or --config, then SIP_REGISTRAR_... variables): \
+            run it where the registrar runs and it finds the token by itself.
+            """)
 
     @Argument(help: "A sip: or sips: address, e.g. sips:alice@example.com.") var address: String
-    @Option(help: "The admin API of a running registrar.") var admin: String = "http://127.0.0.1:8060"
+    @Option(help: "The admin API of a running registrar (default: the configured admin address, else http://127.0.0.1:8060).")
+    var admin: String?
+    @Option(name: .customLong("token-file"), help: "The admin API's access token file (default: the configured one).")
+    var tokenFile: String?
+    @Option(help: "Configuration file (default: config/registrar.yaml when it exists).") var config: String?
 
     func run() async throws {
+        var file = config
+        if file == nil, FileManager.default.fileExists(atPath: "config/registrar.yaml") { file = "config/registrar.yaml" }
+        if let f = config, !FileManager.default.fileExists(atPath: f) {
+            throw ConfigurationError("--config \(f): no such file")
+        }
+        let settings = try ConfigurationLoader.loadForClient(file: file, environment: ProcessInfo.processInfo.environment)
+        let base = admin ?? AdminClient.url(for: settings.admin) ?? "http://127.0.0.1:8060"
+        let tokenPath = tokenFile ?? settings.resolvedAdminTokenFile
+        var token: String?
+        var tokenProblem: String?
+        do throws(ConfigurationError) {
+            token = try AdminToken.read(tokenPath)
+        } catch {
+            // Asked for explicitly: that is an error now. Otherwise the server's answer tells.
+            if tokenFile != nil { throw error }
+            tokenProblem = error.description
+        }
         let result: (status: Int, body: String)
         do {
-            result = try await AdminClient.get(base: admin, path: "/v1/bindings?aor=" + AdminClient.queryEncode(address))
+            result = try await AdminClient.get(base: base, path: "/v1/bindings?aor=" + AdminClient.queryEncode(address), token: token)
         } catch {
             throw ConfigurationError("\(error)")
         }
@@ -120,7 +146,11 @@ struct Lookup: AsyncParsableCommand {
             var error: String?
         }
         guard let answer = try? JSONDecoder().decode(Answer.self, from: Data(result.body.utf8)) else {
-            throw ConfigurationError("the admin API at \(admin) answered HTTP \(result.status) without JSON")
+            throw ConfigurationError("the admin API at \(base) answered HTTP \(result.status) without JSON")
+        }
+        if result.status == 401 {
+            let why = tokenProblem.map { " (\($0))" } ?? " (token from \(tokenPath); give --token-file)"
+            throw ConfigurationError("the admin API at \(base) refused the request: \(answer.error ?? "401")\(why)")
         }
         if let e = answer.error { throw ConfigurationError(e) }
         let contacts = answer.contacts ?? []

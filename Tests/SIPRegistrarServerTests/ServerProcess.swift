@@ -50,14 +50,26 @@ final class ServerProcess: @unchecked Sendable {
     }
 
     /// Starts a server on free ports with a store in a fresh folder and waits until it announces its admin URL.
+    /// The admin token goes to `DIR/admin.token` (next to the SQLite store; for other stores through the environment).
     static func start(_ extra: [String] = [], store: String? = nil, env: [String: String] = [:], dataDir: String? = nil) throws -> ServerProcess {
         let dir = dataDir ?? NSTemporaryDirectory() + "sipreg-\(UUID().uuidString)"
         var args = ["serve", "--udp", "127.0.0.1:0", "--tcp", "127.0.0.1:0", "--tls", "127.0.0.1:0", "--admin", "127.0.0.1:0",
                     "--store", store ?? "sqlite:\(dir)/registrar.sqlite", "--log-level", "warning"]
         args += extra
-        let s = try ServerProcess(args, env: env, dataDir: dir, cwd: NSTemporaryDirectory())
+        var environment = env
+        if environment["SIP_REGISTRAR_ADMIN_TOKEN_FILE"] == nil { environment["SIP_REGISTRAR_ADMIN_TOKEN_FILE"] = dir + "/admin.token" }
+        let s = try ServerProcess(args, env: environment, dataDir: dir, cwd: NSTemporaryDirectory())
+        s.tokenFile = environment["SIP_REGISTRAR_ADMIN_TOKEN_FILE"]
         try s.waitForStart()
         return s
+    }
+
+    /// Where the server keeps its admin token (when known to the test).
+    var tokenFile: String?
+    /// The admin token, read from ``tokenFile``.
+    var token: String? {
+        guard let tokenFile, let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else { return nil }
+        return text.split(separator: "\n").first.map(String.init)
     }
 
     var output: String { lock.lock(); defer { lock.unlock() }; return stdoutText }
@@ -75,6 +87,7 @@ final class ServerProcess: @unchecked Sendable {
                     if line.hasPrefix("listening tls") { tls = port }
                     if line.hasPrefix("admin http://") { admin = port }
                 }
+                if let tokenFile { AdminTokens.shared.set(port: admin, file: tokenFile) }
                 return
             }
             if !process.isRunning { throw StartFailure(description: "exited \(process.terminationStatus): \(errors)") }
@@ -222,12 +235,40 @@ enum SIPClient {
 }
 
 func lookup(_ server: ServerProcess, _ aor: String) throws -> (status: Int32, lines: [String]) {
-    let r = try run(ServerProcess.binary, ["lookup", aor, "--admin", server.adminURL])
+    let r = try run(ServerProcess.binary, ["lookup", aor, "--admin", server.adminURL] + (server.tokenFile.map { ["--token-file", $0] } ?? []))
     return (r.status, r.out.split(separator: "\n").map(String.init))
 }
 
-func http(_ method: String, _ url: String) throws -> (status: Int, body: String) {
-    let r = try run("/usr/bin/curl", ["-s", "-X", method, "-w", "\n%{http_code}", url])
+/// The admin token files of the servers the tests started, by admin port, so that `http`
+/// sends the right `Authorization` by itself.
+final class AdminTokens: @unchecked Sendable {
+    // Safety: `files` is only touched under `lock`.
+    static let shared = AdminTokens()
+    private let lock = NSLock()
+    private var files: [Int: String] = [:]
+    func set(port: Int, file: String) { lock.lock(); files[port] = file; lock.unlock() }
+    func token(forURL url: String) -> String? {
+        guard let rest = url.split(separator: "//").dropFirst().first,
+              let port = Int(rest.split(separator: "/").first?.split(separator: ":").last ?? "") else { return nil }
+        lock.lock()
+        let file = files[port]
+        lock.unlock()
+        guard let file, let text = try? String(contentsOfFile: file, encoding: .utf8) else { return nil }
+        return text.split(separator: "\n").first.map(String.init)
+    }
+}
+
+/// An HTTP request with curl. The admin token of the server at `url` is sent unless `token`
+/// says otherwise (`.some(nil)`: no Authorization header); `host` replaces the Host header.
+func http(_ method: String, _ url: String, token: String?? = .none, host: String? = nil) throws -> (status: Int, body: String) {
+    var args = ["-s", "-X", method, "-w", "\n%{http_code}"]
+    let bearer: String? = switch token {
+    case .none: AdminTokens.shared.token(forURL: url)
+    case .some(let t): t
+    }
+    if let bearer { args += ["-H", "Authorization: Bearer \(bearer)"] }
+    if let host { args += ["-H", "Host: \(host)"] }
+    let r = try run("/usr/bin/curl", args + [url])
     let lines = r.out.split(separator: "\n", omittingEmptySubsequences: false)
     return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
 }
