@@ -42,8 +42,10 @@ final class ConnectionTable: Sendable {
     }
 
     /// Reserves a slot for a connection from `ip`, or says which limit refuses it.
-    func admit(ip: String, maxTotal: Int, maxPerIP: Int) -> Admission {
-        storage.withLockedValue { s in
+    /// The per-IP count keys an IPv6 peer by its /64 (``SourceKey/limitKey(forIP:)``).
+    func admit(ip address: String, maxTotal: Int, maxPerIP: Int) -> Admission {
+        let ip = SourceKey.limitKey(forIP: address)
+        return storage.withLockedValue { s in
             if s.reserved >= maxTotal { return .totalLimit }
             if s.perIP[ip, default: 0] >= maxPerIP { return .perIPLimit }
             s.reserved += 1
@@ -53,7 +55,8 @@ final class ConnectionTable: Sendable {
     }
 
     /// Gives back a slot taken by `admit`.
-    func release(ip: String) {
+    func release(ip address: String) {
+        let ip = SourceKey.limitKey(forIP: address)
         storage.withLockedValue { s in
             s.reserved -= 1
             let left = s.perIP[ip, default: 1] - 1
