@@ -8,7 +8,8 @@
 #
 # Environment: BENCH (a writable copy of ../shared/bench; default /tmp/sip-bench, copied
 # on first use), BUDGET_S (per store, default 90), STEP_S (default 8), STORES (default
-# "memory sqlite postgres").
+# "memory sqlite sqlite-normal postgres"; sqlite is store_sync: full, the default, and
+# sqlite-normal the same with store_sync: normal).
 # Needs sip-tester, postgresql, a release build. Not part of `swift test` or CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,9 +36,13 @@ PGPASSWORD=$SIP_REGISTRAR_STORE_PASSWORD "$pgbin/createdb" -h 127.0.0.1 -p $pgpo
 
 common="--udp 127.0.0.1:PORT --tcp 127.0.0.1:PORT --tls 127.0.0.1:PORT --cert F --key F --admin off --log-level error"
 printf '%-9s %-9s %s\n' store transport "max_rate_per_s cpu_percent_of_target peak_rss_mb p50_ms p99_ms"
-for store in memory "sqlite:$work/registrar.sqlite" "postgres://registrar@127.0.0.1:$pgport/sipreg?sslmode=disable"; do
+for store in memory "sqlite:$work/registrar.sqlite" "sqlite-normal:$work/registrar-normal.sqlite" \
+             "postgres://registrar@127.0.0.1:$pgport/sipreg?sslmode=disable"; do
   name=${store%%:*}
-  [[ " ${STORES:-memory sqlite postgres} " == *" $name "* ]] || continue
-  line=$(cd "$bench" && STEP_S=${STEP_S:-8} BUDGET_S=${BUDGET_S:-90} ./run.sh "cmd:$bin serve --store $store $common" "$transport" | tail -1)
+  [[ " ${STORES:-memory sqlite sqlite-normal postgres} " == *" $name "* ]] || continue
+  sync=full
+  if [[ $name == sqlite-normal ]]; then store="sqlite:${store#sqlite-normal:}"; sync=normal; fi
+  line=$(cd "$bench" && SIP_REGISTRAR_STORE_SYNC=$sync STEP_S=${STEP_S:-8} BUDGET_S=${BUDGET_S:-90} \
+         ./run.sh "cmd:$bin serve --store $store $common" "$transport" | tail -1)
   printf '%-9s %s\n' "$name" "$line"
 done
