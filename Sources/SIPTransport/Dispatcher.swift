@@ -31,6 +31,8 @@ public final class Dispatcher: SIPTimerScheduler, Sendable {
     private let observers = NIOLockedValueBox<[@Sendable (TransportEvent) -> Void]>([])
     /// One task executor per event loop, keyed by the loop's identity.
     private let executors: [ObjectIdentifier: EventLoopTaskExecutor]
+    /// The group's loops, in a fixed order: a request is processed on the one its Call-ID hashes to.
+    let loops: [any EventLoop]
     private let defaultClientContext = NIOLockedValueBox<TLSContext?>(nil)
 
     struct Legs: Sendable {
@@ -52,8 +54,13 @@ public final class Dispatcher: SIPTimerScheduler, Sendable {
         }
         self.logger = logger
         var executors: [ObjectIdentifier: EventLoopTaskExecutor] = [:]
-        for loop in self.group.makeIterator() { executors[ObjectIdentifier(loop)] = EventLoopTaskExecutor(loop) }
+        var loops: [any EventLoop] = []
+        for loop in self.group.makeIterator() {
+            executors[ObjectIdentifier(loop)] = EventLoopTaskExecutor(loop)
+            loops.append(loop)
+        }
         self.executors = executors
+        self.loops = loops
         self.parser = SIPMessageParser(limits: configuration.parserLimits)
         self.transactions = ServerTransactions(capacity: configuration.maxServerTransactions)
         self.handshakeRate = WindowLimiter(policy: .init(limit: configuration.maxTLSHandshakesPerIPPerSecond,
