@@ -16,7 +16,8 @@ public struct SecuritySettings: Sendable, Hashable {
     public var nonceLifetime = 300
     /// Digest algorithms offered, in order (`auth.algorithms`); `[SHA-256]` turns MD5 off.
     public var algorithms: [DigestAlgorithm] = [.sha256, .md5]
-    /// A file holding the nonce key (≥ 16 bytes), for several nodes that must accept each other's nonces.
+    /// A file holding the nonce key (≥ 16 bytes), shared by several nodes: each recognises the others' nonces
+    /// and answers them with a fresh challenge, stale=true (a nonce is accepted only by the node that issued it).
     public var secretFile: String?
     /// Addresses or networks whose requests other than REGISTER are not challenged (proxies).
     public var trusted: [String] = []
