@@ -85,13 +85,20 @@ extension TLSHandler {
             case alreadyClosed
         }
 
-        mutating func closeRequested() -> CloseAction {
+        /// - Parameter pendingWrites: whether plaintext written before the close waits for the handshake.
+        mutating func closeRequested(pendingWrites: Bool = true) -> CloseAction {
             switch state {
             case .idle:
                 state = .closed
                 return .closeTransport
             case .handshaking:
                 if closeDeferred { return .alreadyClosing }
+                // Nothing written waits for the handshake: nothing is lost by closing now, and a
+                // connection refused by a limit must go at once, not after the handshake timeout.
+                guard pendingWrites else {
+                    state = .closed
+                    return .closeTransport
+                }
                 closeDeferred = true
                 return .deferUntilHandshakeEnds
             case .active:

@@ -283,7 +283,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.close(mode: mode, promise: promise)
             return
         }
-        switch machine.closeRequested() {
+        switch machine.closeRequested(pendingWrites: !buffered.isEmpty) {
         case .closeTransport:
             handshakeTimer?.cancel()
             failBuffered(TLSError.closed)

@@ -202,6 +202,16 @@ import Testing
         #expect(m.channelActive() == .none)
     }
 
+    /// A connection refused by a limit right after it was accepted must close at once,
+    /// not wait for a handshake the peer may never start.
+    @Test func closeDuringTheHandshakeWithNothingWrittenClosesNow() {
+        var m = M()
+        _ = m.channelActive()
+        #expect(m.closeRequested(pendingWrites: false) == .closeTransport)
+        #expect(m.state == .closed)
+        #expect(m.write() == .fail)
+    }
+
     @Test func closeDuringTheHandshakeWaitsForItsEnd() {
         var m = M()
         _ = m.channelActive()

@@ -332,11 +332,26 @@ import Testing
         let pair = try Pair(server: server, client: clientConfig())
         let address = try SocketAddress(ipAddress: "127.0.0.1", port: 5061)
         try pair.server.connect(to: address).wait()
+        // Something written waits for the handshake, so the close waits too (bounded by the timer).
+        let write = pair.server.writeAndFlush(ByteBuffer(string: "OPTIONS"))
         let closed = pair.server.close()
         var closeDone = false
+        var writeFailed = false
+        write.whenFailure { _ in writeFailed = true }
         closed.whenComplete { _ in closeDone = true }
         #expect(!closeDone)
         pair.server.embeddedEventLoop.advanceTime(by: .milliseconds(301))
+        #expect(closeDone && !pair.server.isActive)
+        #expect(writeFailed)
+    }
+
+    @Test func closeDuringAHandshakeWithNothingWrittenIsImmediate() throws {
+        let pair = try Pair(server: serverConfig(), client: clientConfig())
+        let address = try SocketAddress(ipAddress: "127.0.0.1", port: 5061)
+        try pair.server.connect(to: address).wait()
+        let closed = pair.server.close()
+        var closeDone = false
+        closed.whenComplete { _ in closeDone = true }
         #expect(closeDone && !pair.server.isActive)
     }
 
