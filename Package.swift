@@ -46,6 +46,10 @@ let package = Package(
         // The tests take digest hashing from SIPTLS (OpenSSL), as the server does.
         .testTarget(name: "SIPRegistrarTests", dependencies: ["SIPRegistrar", "SIPTLS"], swiftSettings: strictSettings),
 
+        // The proxy core (RFC 3261 16, 17.1): pure state machines with an injected clock. Message layer only.
+        .target(name: "SIPProxy", dependencies: ["SIPMessage"], swiftSettings: strictSettings),
+        .testTarget(name: "SIPProxyTests", dependencies: ["SIPProxy", "SIPMessage"], swiftSettings: strictSettings),
+
         // TLS on the system OpenSSL 3 (Debian's libssl-dev), through memory BIOs.
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl",
                        providers: [.apt(["libssl-dev"])]),
