@@ -37,7 +37,8 @@ public enum ConfigurationLoader {
              "log_level", "auth", "limits"],
         "auth": ["mode", "users", "domains", "realm", "nonce_lifetime", "secret_file", "trusted", "algorithms"],
         "limits": ["failed_auth_per_source", "failed_auth_per_user", "failed_auth_window", "block_seconds",
-                   "registers_per_source", "connections_per_source", "tls_handshakes_per_source", "exempt", "action"],
+                   "registers_per_source", "connections_per_source", "tls_handshakes_per_source", "exempt", "action",
+                   "max_bindings", "max_aors"],
         "listen": ["udp", "tcp", "tls"],
         "tls": ["certificate", "key", "key_passphrase", "ca", "client_certificates"],
         "registrar": ["domains", "min_expires", "max_expires", "default_expires", "max_contacts", "non_register"],
@@ -280,6 +281,8 @@ public enum ConfigurationLoader {
                 case "block_seconds": s.blockSeconds = n
                 case "registers_per_source": s.registersPerSource = n
                 case "connections_per_source": s.connectionsPerSource = n
+                case "max_bindings": s.maxBindings = n
+                case "max_aors": s.maxAORs = n
                 default: s.tlsHandshakesPerSource = n
                 }
             }

@@ -39,6 +39,11 @@ public struct SecuritySettings: Sendable, Hashable {
     public var exempt: [String] = ["127.0.0.0/8", "::1"]
     /// What a source over a limit gets.
     public var limitAction: LimitAction = .reject
+    /// At most this many bindings, and addresses of record, in the whole location service
+    /// (`limits.max_bindings`, `limits.max_aors`; 0 = no limit). Past it, a REGISTER that would
+    /// add one gets 503 with Retry-After; stored bindings keep refreshing.
+    public var maxBindings = RegistrarConfiguration.defaultMaxBindings
+    public var maxAORs = RegistrarConfiguration.defaultMaxBindings
 
     public init() {}
 

@@ -139,7 +139,9 @@ public struct ServerConfiguration: Sendable, Hashable {
     public var registrarConfiguration: RegistrarConfiguration {
         RegistrarConfiguration(minExpires: minExpires, maxExpires: maxExpires, defaultExpires: defaultExpires, domains: domains,
                                rejectForeignDomains: !domains.isEmpty, maxContactsPerAOR: maxContacts,
-                               nonRegisterMode: nonRegister, serverHeader: "sip-registrar/\(SIPRegistrarVersion.current)")
+                               nonRegisterMode: nonRegister, serverHeader: "sip-registrar/\(SIPRegistrarVersion.current)",
+                               maxBindings: security.maxBindings == 0 ? nil : security.maxBindings,
+                               maxAORs: security.maxAORs == 0 ? nil : security.maxAORs)
     }
 
     /// Cross-field checks; the error names the setting.
