@@ -77,6 +77,7 @@ final class ServerMetrics: Sendable {
         for (c, v) in dispatcher.counterValues {
             gauge("sip_transport_events", [("event", c.rawValue)]).record(v)
         }
+        gauge("sip_log_lines_dropped").record(LogSink.standardError.droppedLines)
     }
 
     func text() -> String { registry.emitToString() }

@@ -86,11 +86,12 @@ struct Serve: AsyncParsableCommand {
         }
         let configuration = try ConfigurationLoader.load(file: file, environment: ProcessInfo.processInfo.environment, overrides: o)
         let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
+        // Lines are written by a background queue, never by an event loop (a slow terminal or
+        // pipe must not stall SIP answers); past 10,000 waiting lines they are dropped and counted.
         LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = level
-            return h
+            BackgroundLogHandler(label: label, level: level)
         }
+        defer { LogSink.standardError.flush() }
         var logger = Logger(label: "sip-registrar")
         logger.logLevel = level
         let server = RegistrarServer(configuration: configuration, logger: logger)
