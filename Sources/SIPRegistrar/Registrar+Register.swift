@@ -165,6 +165,7 @@ extension Registrar {
                 // Undo, unless another request changed this AOR meanwhile (its own commit decides then).
                 state.withLock { s in
                     s.markCommitted(plan.aor)
+                    s.markUnsure(plan.aor, applied.changes, now: now)
                     if (s.records[plan.aor] ?? []) == applied.after {
                         s.setBindings(plan.aor, from: applied.after, to: applied.before)
                         for b in applied.before { s.heap.push(.init(expiresAt: b.expiresAt, aor: b.aor, uri: b.uri)) }
@@ -209,12 +210,18 @@ extension Registrar {
                 changes.append(.remove(aor: b.aor, uri: b.uri))
                 note(.removed(b))
             }
+            // After a failed commit the store may hold what memory does not: remove that too.
+            let held = Set(current.map(\.uri))
+            for b in s.unsureBindings(plan.aor, now: now) where !held.contains(b.uri) {
+                changes.append(.remove(aor: b.aor, uri: b.uri))
+            }
             next = []
         case .update(let updates):
             var addedNew = false
             // Each stored binding is parsed and keyed once; every contact is then found by lookup.
             let before = ContactIndex(current)
             var index = ContactIndex(current)
+            let unsure = ContactIndex(s.unsureBindings(plan.aor, now: now))
             for u in updates {
                 // The CSeq rule compares with what was stored before this request.
                 let wasStored = before.find(u.key)
@@ -226,6 +233,9 @@ extension Registrar {
                     if let i = existing, let gone = index.remove(at: i) {
                         changes.append(.remove(aor: gone.aor, uri: gone.uri))
                         note(.removed(gone))
+                    } else if unsure.count > 0, let j = unsure.find(u.key), let maybe = unsure[j] {
+                        // Not in memory, but a failed commit may have stored it: remove it from the store.
+                        changes.append(.remove(aor: maybe.aor, uri: maybe.uri))
                     }
                     continue
                 }

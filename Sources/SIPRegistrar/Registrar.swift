@@ -33,8 +33,39 @@ public final class Registrar: SIPReceiver {
         var flows: [UInt64: Int] = [:]
         /// Addresses of record with a change applied here but not yet committed to the store.
         var uncommitted: [String: Int] = [:]
+        /// Addresses of record whose commit failed or timed out, with the bindings it would have
+        /// written: a shared store may hold them all the same (a commit already sent cannot be taken
+        /// back). Until `until`, an unregister for them is written even when memory holds nothing.
+        var unsure: [String: Unsure] = [:]
+        var unsurePruneAt = 1024
         var timer: (any SIPScheduledTimer)?
         var timerDue: Int64?
+
+        struct Unsure: Sendable {
+            var bindings: [Binding]
+            var until: Int64
+        }
+
+        /// A commit of `changes` for `aor` failed: remember what it would have stored.
+        mutating func markUnsure(_ aor: String, _ changes: [BindingChange], now: Int64) {
+            let written = changes.compactMap { c -> Binding? in
+                if case .upsert(let b) = c { return b }
+                return nil
+            }
+            guard !written.isEmpty else { return }
+            if unsure.count >= unsurePruneAt {
+                unsure = unsure.filter { $0.value.until > now }
+                unsurePruneAt = Swift.max(1024, unsure.count * 2)
+            }
+            var u = unsureBindings(aor, now: now)
+            u.removeAll { b in written.contains { $0.uri == b.uri } }
+            unsure[aor] = Unsure(bindings: u + written, until: now + Registrar.unsureMilliseconds)
+        }
+
+        func unsureBindings(_ aor: String, now: Int64) -> [Binding] {
+            guard let u = unsure[aor], u.until > now else { return [] }
+            return u.bindings
+        }
 
         /// A commit for `aor` finished (either way).
         mutating func markCommitted(_ aor: String) {
@@ -56,6 +87,10 @@ public final class Registrar: SIPReceiver {
             }
         }
     }
+
+    /// How long after a failed commit an unregister is written to the store whatever memory holds:
+    /// far longer than a commit may take before the store gives up on it.
+    static let unsureMilliseconds: Int64 = 60_000
 
     /// Creates a registrar.
     /// - Parameters:

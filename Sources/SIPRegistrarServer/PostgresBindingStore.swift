@@ -117,6 +117,16 @@ extension Substring {
 /// LISTENs, reads the log past the last change it saw, and reloads the addresses
 /// of record other nodes changed (``PostgresReplication``). After a reconnect the same
 /// catch-up query runs, so nothing is missed while a connection was down.
+///
+/// Log order is commit order: a sequence number is taken at insert, so two transactions
+/// could otherwise commit in the opposite order of their numbers, and a reader between the
+/// two commits would advance past the earlier number for good. Every commit therefore takes
+/// a transaction-scoped advisory lock just before its change-log insert and holds it to
+/// COMMIT (``logLock``). This was chosen over tracking holes below the high-water mark:
+/// the lock is held only for the last statement and the COMMIT (each node already commits
+/// one batch at a time), nodes never wait on each other's row writes through it (it is the
+/// last lock a transaction takes, so it cannot deadlock), and readers stay a single
+/// `seq > last` query with nothing to re-read.
 public final class PostgresBindingStore: BindingStore, Sendable {
     static let channel = "sip_registrar_bindings"
     let client: PostgresClient
@@ -131,6 +141,31 @@ public final class PostgresBindingStore: BindingStore, Sendable {
     let suspect = Mutex<Set<String>>([])
     /// Up or down, logged once per change.
     let health: StoreHealth
+    /// The advisory lock (`pg_advisory_xact_lock`) that orders change-log inserts by commit.
+    static let logLock: Int64 = 7_360_505
+    /// What replication wants to hear about: lock waits (metrics) and commits that landed after
+    /// their REGISTER was answered 503 (reload those addresses of record).
+    let events = Mutex<(@Sendable (StoreEvent) -> Void)?>(nil)
+    /// Test only: `SIP_REGISTRAR_TEST_COMMIT_DELAY_MS=PATTERN=MS` makes a commit whose batch holds an
+    /// address of record containing PATTERN wait MS milliseconds after its change-log insert, before
+    /// COMMIT, to force commits out of order. Nil (nothing happens) unless the variable is set.
+    let testCommitDelay: (pattern: String, delay: Duration)?
+
+    enum StoreEvent {
+        case lockWait
+        case lateCommit([String])
+    }
+
+    func report(_ event: StoreEvent) { events.withLock { $0 }?(event) }
+
+    /// Parses `PATTERN=MS` (or `MS` alone: every commit).
+    static func parseTestCommitDelay(_ text: String?) -> (pattern: String, delay: Duration)? {
+        guard let text, !text.isEmpty else { return nil }
+        let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
+        let pattern = parts.count == 2 ? parts[0] : ""
+        guard let ms = Int(parts.count == 2 ? parts[1] : parts[0]), ms > 0 else { return nil }
+        return (pattern, .milliseconds(ms))
+    }
 
     init(location: PostgresLocation, node: String, logger: Logger, commitTimeout: Duration = .seconds(3),
          health: StoreHealth = StoreHealth()) {
@@ -154,14 +189,31 @@ public final class PostgresBindingStore: BindingStore, Sendable {
         background.logLevel = max(logger.logLevel, .warning)
         self.client = PostgresClient(configuration: config, backgroundLogger: background)
         self.committer = PostgresGroupCommitter()
+        self.testCommitDelay = Self.parseTestCommitDelay(getenv("SIP_REGISTRAR_TEST_COMMIT_DELAY_MS").map { String(cString: $0) })
     }
 
     /// Runs the connection pool until cancelled (it must run for any query to work).
     func runClient() async { await client.run() }
 
-    /// The newest change sequence number.
+    /// The change sequence number a node starts reading after: taken under the log lock, when
+    /// every number handed out so far belongs to a finished transaction, so the load that follows
+    /// sees all of them. The sequence itself, not the newest row: a log emptied by pruning must
+    /// not look like a gap at the first catch-up.
     func currentSequence() async throws -> Int64 {
-        try await client.withConnection { try await self.latestSequence($0) }
+        try await client.withConnection { conn in
+            try await conn.withTransaction(logger: self.logger) { tx in
+                _ = try await tx.query("SELECT pg_advisory_xact_lock(\(Self.logLock))", logger: self.logger).collect()
+                var latest: Int64 = 0
+                for try await v in try await tx.query("""
+                    SELECT GREATEST(COALESCE((SELECT MAX(seq) FROM sip_registrar_changes), 0),
+                        COALESCE((SELECT last_value FROM pg_sequences WHERE schemaname = current_schema()
+                                  AND sequencename = 'sip_registrar_changes_seq_seq'), 0))
+                    """, logger: self.logger).decode(Int64.self) {
+                    latest = v
+                }
+                return latest
+            }
+        }
     }
 
     var description: String { "postgres://\(location.user)@\(location.host):\(location.port)/\(location.database)" }
@@ -237,24 +289,43 @@ public final class PostgresBindingStore: BindingStore, Sendable {
         }
     }
 
+    /// Waits `commitTimeout` at most for a submission still queued: then it is withdrawn and can
+    /// never land (a 503 means "not stored"). One already sent to the database cannot be taken
+    /// back, so its REGISTER waits for the real outcome (bounded by the committer's own limit).
     public func apply(_ changes: [BindingChange]) async throws {
         guard !changes.isEmpty else { return }
+        let submission = CommitSubmission(changes)
+        await committer.enqueue(submission, store: self)
+        let timer = Task { [commitTimeout] in
+            try? await Task.sleep(for: commitTimeout)
+            if !Task.isCancelled { submission.withdraw(StoreTimeout()) }
+        }
+        defer { timer.cancel() }
         do {
-            try await withTimeout(commitTimeout) { [self] in try await committer.submit(changes, store: self) }
+            try await submission.wait()
             health.up(logger: logger)
         } catch {
             health.down(error, logger: logger)
-            // The commit may still land after the timeout: reload these addresses from the database later.
+            // Reload these addresses from the database once it answers (a commit that was sent may have landed).
             let aors = Set(changes.map(\.aor))
             suspect.withLock { $0.formUnion(aors) }
             throw error
         }
     }
 
-    /// One transaction for a batch of submissions, then one notification.
-    func commit(_ batch: [BindingChange]) async throws {
-        let plan = CommitPlan(batch)
-        try await client.withTransaction(logger: logger) { [self] tx in
+    /// One transaction for a batch of submissions, then one notification. Submissions withdrawn
+    /// while the connection was awaited are left out; the others are claimed (no longer withdrawable)
+    /// before the first statement is sent.
+    func commit(_ batch: [CommitSubmission]) async throws {
+        try await client.withConnection { [self] conn in
+            let live = batch.filter { $0.claim() }
+            guard !live.isEmpty else { return }
+            try await commit(CommitPlan(live.flatMap(\.changes)), on: conn)
+        }
+    }
+
+    private func commit(_ plan: CommitPlan, on conn: PostgresConnection) async throws {
+        try await conn.withTransaction(logger: logger) { [self] tx in
             // One statement per kind of change for the whole batch: round trips, not rows, are what a commit costs.
             if !plan.upserts.isEmpty {
                 let u = plan.upserts
@@ -300,11 +371,29 @@ public final class PostgresBindingStore: BindingStore, Sendable {
                     WHERE b.aor = x.aor AND b.uri = x.uri AND b.expires_at <= x.at
                     """, logger: logger).collect()
             }
-            // The change log and the notification in one statement (a data-modifying WITH always runs).
-            _ = try await tx.query("""
-                WITH logged AS (INSERT INTO sip_registrar_changes (node, aor) SELECT \(node), unnest(\(plan.aors)::text[]) RETURNING 1)
-                SELECT pg_notify(\(Self.channel), \(node)), (SELECT count(*) FROM logged)
-                """, logger: logger).collect()
+            // The change log and the notification in one statement (a data-modifying WITH always runs),
+            // under the log lock (see the type's documentation): tried first, so that a wait is counted.
+            // `at` is the clock at insert, just before COMMIT: replication lag is measured from it.
+            var locked = false
+            for try await ok in try await tx.query("""
+                WITH got AS (SELECT pg_try_advisory_xact_lock(\(Self.logLock)) AS ok),
+                logged AS (INSERT INTO sip_registrar_changes (node, aor, at)
+                           SELECT \(node), a, clock_timestamp() FROM got, unnest(\(plan.aors)::text[]) AS a WHERE got.ok RETURNING 1)
+                SELECT got.ok, (SELECT count(*) FROM logged) FROM got, (SELECT pg_notify(\(Self.channel), \(node))) AS n
+                """, logger: logger).decode((Bool, Int64).self) {
+                locked = ok.0
+            }
+            if !locked {
+                report(.lockWait)
+                _ = try await tx.query("""
+                    INSERT INTO sip_registrar_changes (node, aor, at)
+                    SELECT \(node), a, clock_timestamp() FROM (SELECT pg_advisory_xact_lock(\(Self.logLock))) AS l,
+                        unnest(\(plan.aors)::text[]) AS a
+                    """, logger: logger).collect()
+            }
+            if let hook = testCommitDelay, plan.aors.contains(where: { hook.pattern.isEmpty || $0.contains(hook.pattern) }) {
+                try await Task.sleep(for: hook.delay)
+            }
         }
     }
 
@@ -346,31 +435,30 @@ public final class PostgresBindingStore: BindingStore, Sendable {
                        flowID: nil, tlsIdentity: try r["tls_identity"].decode(String?.self), node: try r["node"].decode(String.self))
     }
 
-    /// The newest change sequence number.
-    func latestSequence(_ conn: PostgresConnection) async throws -> Int64 {
-        var latest: Int64 = 0
-        for try await v in try await conn.query("SELECT COALESCE(MAX(seq), 0) FROM sip_registrar_changes", logger: logger).decode(Int64.self) {
-            latest = v
-        }
-        return latest
-    }
-
-    /// Changes by other nodes after `seq`: the addresses of record, the newest sequence number, and
-    /// whether the log no longer reaches back that far (then everything must be reloaded).
-    func changes(after seq: Int64, _ conn: PostgresConnection) async throws -> (aors: [String], latest: Int64, gap: Bool) {
+    /// Changes by other nodes after `seq`, in one statement (one snapshot): the addresses of record
+    /// with the seconds since their oldest unread commit (database clock), the newest sequence
+    /// number, and whether the log no longer reaches back that far (then everything must be
+    /// reloaded). This node's own rows are left out in the query, not read and dropped.
+    ///
+    /// A gap is the oldest retained number beyond `seq + 1`, whatever `seq` is (a node that
+    /// started while the log was empty starts at the sequence's value, not at 0). A number taken
+    /// by a transaction that then failed is never filled: if the rows before it were pruned too,
+    /// that looks like a gap and costs one needless full reload, never a missed change.
+    func changes(after seq: Int64, _ conn: PostgresConnection) async throws -> (aors: [(String, Double)], latest: Int64, gap: Bool) {
         var oldest: Int64 = 0
-        for try await v in try await conn.query("SELECT COALESCE(MIN(seq), 0) FROM sip_registrar_changes", logger: logger).decode(Int64.self) {
-            oldest = v
-        }
-        var aors = Set<String>()
         var latest = seq
-        for try await (s, n, aor) in try await conn.query("""
-            SELECT seq, node, aor FROM sip_registrar_changes WHERE seq > \(seq) ORDER BY seq
-            """, logger: logger).decode((Int64, String, String).self) {
-            latest = max(latest, s)
-            if n != node { aors.insert(aor) }
+        var aors: [(String, Double)] = []
+        for try await (o, l, aor, age) in try await conn.query("""
+            WITH bounds AS (SELECT COALESCE(MIN(seq), 0) AS oldest, COALESCE(MAX(seq), 0) AS latest FROM sip_registrar_changes)
+            SELECT b.oldest, b.latest, c.aor, EXTRACT(EPOCH FROM clock_timestamp() - MIN(c.at))::float8
+            FROM bounds b LEFT JOIN sip_registrar_changes c ON c.seq > \(seq) AND c.node <> \(node)
+            GROUP BY b.oldest, b.latest, c.aor
+            """, logger: logger).decode((Int64, Int64, String?, Double?).self) {
+            oldest = o
+            latest = max(latest, l)
+            if let aor { aors.append((aor, max(0, age ?? 0))) }
         }
-        return (Array(aors), latest, seq > 0 && oldest > seq + 1)
+        return (aors, latest, oldest > seq + 1)
     }
 }
 
@@ -439,18 +527,83 @@ struct CommitPlan {
     }
 }
 
-/// Batches concurrent submissions into one transaction (as the SQLite store does).
+/// One REGISTER's changes on their way to the database. While queued (or while its batch
+/// waits for a connection) it can be withdrawn: its REGISTER timed out and was answered 503,
+/// so it must never land later. Once claimed by a batch about to send it, it cannot be
+/// withdrawn and its REGISTER waits for the outcome.
+final class CommitSubmission: Sendable {
+    let changes: [BindingChange]
+
+    private enum Status { case queued, sent, finished }
+
+    private struct State {
+        var status = Status.queued
+        var result: Result<Void, any Error>?
+        var waiter: CheckedContinuation<Void, any Error>?
+
+        /// Records the outcome; returns the waiter to resume outside the lock.
+        mutating func finish(_ r: Result<Void, any Error>) -> CheckedContinuation<Void, any Error>? {
+            status = .finished
+            result = r
+            defer { waiter = nil }
+            return waiter
+        }
+    }
+
+    private let state = Mutex(State())
+
+    init(_ changes: [BindingChange]) { self.changes = changes }
+
+    /// Queued → sent. False if it was withdrawn meanwhile (leave it out of the batch).
+    func claim() -> Bool {
+        state.withLock { s in
+            guard s.status == .queued else { return false }
+            s.status = .sent
+            return true
+        }
+    }
+
+    /// Queued → finished with `error`; nothing once it was sent.
+    func withdraw(_ error: any Error) {
+        let c = state.withLock { s -> CheckedContinuation<Void, any Error>? in
+            guard s.status == .queued else { return nil }
+            return s.finish(.failure(error))
+        }
+        c?.resume(throwing: error)
+    }
+
+    /// The outcome of the commit (nothing if already finished, e.g. withdrawn).
+    func finish(_ result: Result<Void, any Error>) {
+        let c = state.withLock { s -> CheckedContinuation<Void, any Error>? in
+            guard s.status != .finished else { return nil }
+            return s.finish(result)
+        }
+        c?.resume(with: result)
+    }
+
+    func wait() async throws {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            let done = state.withLock { s -> Result<Void, any Error>? in
+                if let r = s.result { return r }
+                s.waiter = c
+                return nil
+            }
+            if let done { c.resume(with: done) }
+        }
+    }
+}
+
+/// Batches concurrent submissions into one transaction (as the SQLite store does), one batch
+/// at a time.
 actor PostgresGroupCommitter {
-    private var pending: [([BindingChange], CheckedContinuation<Void, any Error>)] = []
+    private var pending: [CommitSubmission] = []
     private var draining = false
 
-    func submit(_ changes: [BindingChange], store: PostgresBindingStore) async throws {
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-            pending.append((changes, c))
-            if !draining {
-                draining = true
-                Task { await self.drain(store) }
-            }
+    func enqueue(_ submission: CommitSubmission, store: PostgresBindingStore) {
+        pending.append(submission)
+        if !draining {
+            draining = true
+            Task { await self.drain(store) }
         }
     }
 
@@ -458,21 +611,31 @@ actor PostgresGroupCommitter {
         while !pending.isEmpty {
             let batch = pending
             pending = []
+            // Bounded: a commit that hangs must not stall every later one. A commit given up on
+            // may still land; whichever of the two sides comes second reports it, so that the
+            // addresses of record are read back from the database.
+            let race = CommitRace()
+            let aors = Array(Set(batch.flatMap { $0.changes.map(\.aor) }))
             do {
-                // Bounded: a commit that hangs (a lease that never comes) must not stall every later one.
-                let changes = batch.flatMap(\.0)
                 _ = try await withTimeout(store.commitTimeout + .seconds(2)) {
-                    try await store.commit(changes)
+                    try await store.commit(batch)
+                    if race.state.withLock({ r -> Bool in r.landed = true; return r.gaveUp }) { store.report(.lateCommit(aors)) }
                     return true
                 }
-                for (_, c) in batch { c.resume() }
+                for s in batch { s.finish(.success(())) }
             } catch {
+                if race.state.withLock({ r -> Bool in r.gaveUp = true; return r.landed }) { store.report(.lateCommit(aors)) }
                 store.logger.debug("commit failed", metadata: ["error": "\(describePostgresError(error))", "changes": "\(batch.count)"])
-                for (_, c) in batch { c.resume(throwing: error) }
+                for s in batch { s.finish(.failure(error)) }
             }
         }
         draining = false
     }
+}
+
+/// Whether a commit landed and whether its committer gave up waiting for it.
+final class CommitRace: Sendable {
+    let state = Mutex((landed: false, gaveUp: false))
 }
 
 /// A time limit for a database call: a PostgreSQL that does not answer must turn into a

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import PostgresNIO
 import ServiceLifecycle
@@ -16,11 +17,24 @@ final class PostgresReplication: Service, Sendable {
     let logger: Logger
     let syncer: PostgresSyncer
 
-    init(store: PostgresBindingStore, registrar: Registrar, startSequence: Int64, logger: Logger) {
+    init(store: PostgresBindingStore, registrar: Registrar, startSequence: Int64, logger: Logger, metrics: ServerMetrics? = nil) {
         self.store = store
         self.registrar = registrar
         self.logger = logger
-        self.syncer = PostgresSyncer(store: store, registrar: registrar, lastSequence: startSequence, logger: logger)
+        let syncer = PostgresSyncer(store: store, registrar: registrar, lastSequence: startSequence, logger: logger, metrics: metrics)
+        self.syncer = syncer
+        store.events.withLock {
+            $0 = { event in
+                switch event {
+                case .lockWait:
+                    metrics?.count("sip_replication_lock_waits_total")
+                case .lateCommit(let aors):
+                    // Answered 503, stored all the same: read these back so that this node shows what the others do.
+                    store.suspect.withLock { $0.formUnion(aors) }
+                    Task { await syncer.request() }
+                }
+            }
+        }
     }
 
     func run() async throws {
@@ -77,16 +91,18 @@ actor PostgresSyncer {
     let store: PostgresBindingStore
     let registrar: Registrar
     let logger: Logger
+    let metrics: ServerMetrics?
     private var lastSequence: Int64
     private var wanted = false
     private var running = false
     private var stopped = false
 
-    init(store: PostgresBindingStore, registrar: Registrar, lastSequence: Int64, logger: Logger) {
+    init(store: PostgresBindingStore, registrar: Registrar, lastSequence: Int64, logger: Logger, metrics: ServerMetrics?) {
         self.store = store
         self.registrar = registrar
         self.lastSequence = lastSequence
         self.logger = logger
+        self.metrics = metrics
     }
 
     func request() {
@@ -126,16 +142,22 @@ actor PostgresSyncer {
             return v
         }
         let since = lastSequence
-        let store = self.store, registrar = self.registrar
+        let store = self.store, registrar = self.registrar, metrics = self.metrics, logger = self.logger
         do {
             let (latest, deferred) = try await withTimeout(.seconds(10)) { () async throws -> (Int64, [String]) in
                 try await store.client.withConnection { conn in
-                    let (aors, latest, gap) = try await store.changes(after: since, conn)
+                    let started = ContinuousClock.now
+                    let (changed, latest, gap) = try await store.changes(after: since, conn)
                     if gap {
+                        logger.notice("change log pruned past what this node read: reloading every binding",
+                                      metadata: ["store.last_read": "\(since)", "store.latest": "\(latest)"])
+                        metrics?.count("sip_replication_full_reloads_total")
                         let all = try await store.fetch(conn, where: nil)
                         return (latest, registrar.replaceAllBindings(with: all, localNode: store.node))
                     }
-                    let wanted = Set(aors).union(suspects)
+                    var age: [String: Double] = [:]
+                    for (aor, seconds) in changed { age[aor] = seconds }
+                    let wanted = Set(age.keys).union(suspects)
                     guard !wanted.isEmpty else { return (latest, []) }
                     let rows = try await store.fetch(conn, where: Array(wanted))
                     var grouped: [String: [Binding]] = [:]
@@ -143,6 +165,14 @@ actor PostgresSyncer {
                     var deferred: [String] = []
                     for aor in wanted where !registrar.replaceBindings(of: aor, with: grouped[aor] ?? [], localNode: store.node) {
                         deferred.append(aor)
+                    }
+                    if let metrics {
+                        // Commit (the database's clock at the log insert) to applied here.
+                        let local = Double((ContinuousClock.now - started).nanosecondsValue) / 1e9
+                        let skipped = Set(deferred)
+                        for (aor, seconds) in age where !skipped.contains(aor) {
+                            metrics.replicationLag.recordNanoseconds(Int64((seconds + local) * 1e9))
+                        }
                     }
                     return (latest, deferred)
                 }

@@ -180,7 +180,7 @@ public final class RegistrarServer: Sendable {
             var replicationLogger = logger
             replicationLogger[metadataKey: "component"] = "store"
             services.append(PostgresReplication(store: postgres, registrar: registrar, startSequence: startSequence,
-                                                logger: replicationLogger))
+                                                logger: replicationLogger, metrics: metrics))
             logger.info("shared store", metadata: ["store.node": "\(postgres.node)"])
         }
         services.append(ReloadOnHangup(store: tlsStore, usersFile: security.users, authenticator: authenticator, logger: logger))

@@ -165,7 +165,10 @@ public final class SQLiteBindingStore: BindingStore {
     }
 }
 
-/// Batches concurrent submissions into one transaction.
+/// Batches concurrent submissions into one transaction. No time limit here, unlike the
+/// PostgreSQL committer: each `apply` waits for its transaction's real outcome (a busy
+/// database fails within `busyMode`'s 2 s and rolls back), so nothing answered with an
+/// error is ever committed later, and there is nothing to withdraw from the queue.
 actor GroupCommitter {
     private let pool: DatabasePool
     private var pending: [([BindingChange], CheckedContinuation<Void, any Error>)] = []

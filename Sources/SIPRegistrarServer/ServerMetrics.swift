@@ -11,6 +11,8 @@ final class ServerMetrics: Sendable {
     let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
     let commitLatency: Metrics.Timer
+    /// Time from a commit on another node sharing the store to its change applied here.
+    let replicationLag: Metrics.Timer
 
     init() {
         let registry = PrometheusCollectorRegistry()
@@ -19,8 +21,12 @@ final class ServerMetrics: Sendable {
         f.defaultDurationHistogramBuckets = [.milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
                                              .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
                                              .seconds(1)]
+        f.durationHistogramBuckets["sip_replication_lag_seconds"] = [
+            .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+            .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10)]
         factory = f
         commitLatency = Metrics.Timer(label: "sip_store_commit_seconds", factory: f)
+        replicationLag = Metrics.Timer(label: "sip_replication_lag_seconds", factory: f)
     }
 
     private let counters = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
