@@ -120,6 +120,15 @@ public struct InviteClientTransaction: Sendable {
         return out
     }
 
+    /// Ends the transaction at once, without waiting for a response (RFC 3261 16.8: Timer C
+    /// without a provisional; 9.1: no answer to our CANCEL).
+    public mutating func abandon() -> [TransactionAction] {
+        guard state != .terminated else { return [] }
+        var out: [TransactionAction] = []
+        terminate(&out)
+        return out
+    }
+
     private mutating func onResponse(_ r: SIPResponse, _ out: inout [TransactionAction]) {
         let code = r.statusCode
         switch state {
@@ -250,6 +259,14 @@ public struct NonInviteClientTransaction: Sendable {
                 if reliable { terminate(&out) } else { arm(.k, timers.t4, &out) }
             }
         }
+        return out
+    }
+
+    /// Ends the transaction at once (the flow it was sent on is gone).
+    public mutating func abandon() -> [TransactionAction] {
+        guard state != .terminated else { return [] }
+        var out: [TransactionAction] = []
+        terminate(&out)
         return out
     }
 

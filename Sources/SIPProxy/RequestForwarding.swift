@@ -125,13 +125,12 @@ public enum ProxyForwarding {
     }
 
     /// RFC 3261 16.7 step 3: removes our top Via. Nil when the top Via is not ours (the
-    /// response does not belong to us) or when no Via remains (it was for this element).
-    /// Returns the response and the branch index found in our Via.
-    public static func stripOwnVia(_ response: SIPResponse, identity: ProxyIdentity) -> (SIPResponse, ProxyBranchKey, Int)? {
+    /// response does not belong to us).
+    public static func stripOwnVia(_ response: SIPResponse, identity: ProxyIdentity) -> OwnResponse? {
         guard let top = try? response.headers.topVia, identity.isUs(top), let branch = top.branch,
-              let (key, index) = ProxyBranchKey.parse(branch) else { return nil }
+              let (key, index) = ProxyBranchKey.parse(branch),
+              let at = response.headers.firstIndex(where: { $0.name == .via }) else { return nil }
         var out = response
-        guard let at = out.headers.firstIndex(where: { $0.name == .via }) else { return nil }
         var list = SIPHeaders.splitList(out.headers[at].value)
         list.removeFirst()
         if list.isEmpty {
@@ -139,9 +138,21 @@ public enum ProxyForwarding {
         } else {
             out.headers.replaceValue(at: at, with: list.joined(separator: ", "))
         }
-        guard out.headers.contains(.via) else { return nil }
-        return (out, key, index)
+        return OwnResponse(response: out, branchKey: key, branchIndex: index, isForUs: !out.headers.contains(.via))
     }
+}
+
+/// A response that came back through our Via (RFC 3261 16.7 step 3).
+public struct OwnResponse: Sendable, Hashable {
+    /// The response without our Via.
+    public var response: SIPResponse
+    /// The hashes of the branch it answers, to find the response context.
+    public var branchKey: ProxyBranchKey
+    /// The branch number within that context.
+    public var branchIndex: Int
+    /// No Via is left: the response was meant for this element and is never forwarded
+    /// (a response to a CANCEL or ACK we made ourselves, 16.7 step 3).
+    public var isForUs: Bool
 }
 
 extension SIPURI {

@@ -19,10 +19,10 @@ struct ForkDriver {
         guard let sent = tx.branchRequest(i) else { fatalError("no branch \(i)") }
         var r = SIPResponse(to: sent, statusCode: code, toTag: code > 100 ? "tag\(i)" : nil)
         for (n, v) in extra { r.headers.add(n, v) }
-        guard let (stripped, _, index) = ProxyForwarding.stripOwnVia(r, identity: ProxyFixtures.identity) else {
+        guard let own = ProxyForwarding.stripOwnVia(r, identity: ProxyFixtures.identity) else {
             fatalError("not our Via")
         }
-        return send(.response(branch: index, stripped))
+        return send(.response(branch: own.branchIndex, own.response))
     }
 
     mutating func send(_ e: ProxyEvent) -> [ProxyAction] {
