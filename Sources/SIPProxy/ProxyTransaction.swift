@@ -139,10 +139,21 @@ public struct ProxyTransaction: Sendable {
     public init(request: ValidatedRequest, targets: TargetSet, timers: ProxyTimerConfiguration = .init(),
                 server: String? = nil) {
         self.request = request
-        self.groups = targets.groups
+        // RFC 5630 3.1.3 / RFC 3261 26.2: a SIPS request, or any request to a SIPS contact,
+        // leaves only over TLS, whatever the hop selection said. A safety net: the server's
+        // leg selection should not have offered such a target in the first place.
+        let sips = request.receivedURI.isSIPS || request.request.uri.isSIPS
+        func allowed(_ t: ProxyBranchTarget) -> Bool {
+            !(sips || t.target.uri.isSIPS) || (t.via.transport == .tls && t.target.transport == .tls)
+        }
+        self.groups = targets.groups.map { $0.filter(allowed) }.filter { !$0.isEmpty }
+        self.refusedInsecure = targets.count - groups.reduce(0) { $0 + $1.count }
         self.timers = timers
         self.server = server
     }
+
+    /// Targets dropped because they would have taken a SIPS request over a non-TLS hop.
+    public let refusedInsecure: Int
 
     /// The first actions: `100 Trying` for an INVITE at once (RFC 3261 16.2, 17.2.1), then
     /// the branches of the highest q group. Without targets: `480` and done.
@@ -150,7 +161,13 @@ public struct ProxyTransaction: Sendable {
         var out: [ProxyAction] = []
         if isInvite { out.append(.sendUpstream(SIPResponse(to: request.request, statusCode: 100, server: server))) }
         if groups.isEmpty {
-            sendFinal(generated(480), reason: "no targets", into: &out)
+            var r = generated(480)
+            if refusedInsecure > 0 {
+                // As the registrar's redirect mode answers (RFC 5630 3.1.3).
+                r.headers.add(.warning, SIPWarning(code: 380, agent: request.request.uri.hostName,
+                                                   text: "SIPS Not Allowed").description)
+            }
+            sendFinal(r, reason: refusedInsecure > 0 ? "no TLS hop for a SIPS request" : "no targets", into: &out)
             finishIfDone(into: &out)
             return out
         }

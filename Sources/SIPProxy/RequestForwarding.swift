@@ -46,6 +46,16 @@ public struct RecordRoutePlan: Sendable, Hashable {
         self.forceDouble = forceDouble
     }
 
+    /// A plan whose tokens are signed with `codec`: `caller` is the flow the request came
+    /// on, `callee` the flow (or UDP address) the branch leaves on. Nil when a token cannot
+    /// be encoded (see ``FlowTokenCodec/encode(_:)``).
+    public static func signed(inbound: ProxyLeg, caller: FlowToken, outbound: ProxyLeg, callee: FlowToken,
+                              codec: FlowTokenCodec, forceDouble: Bool = false) -> RecordRoutePlan? {
+        guard let a = codec.encode(caller), let b = codec.encode(callee) else { return nil }
+        return RecordRoutePlan(inbound: inbound, inboundToken: a, outbound: outbound, outboundToken: b,
+                               forceDouble: forceDouble)
+    }
+
     /// Two entries when the request enters and leaves on different legs (RFC 5658 4).
     public var isDouble: Bool { forceDouble || inbound != outbound }
 

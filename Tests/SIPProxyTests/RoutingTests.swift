@@ -64,3 +64,45 @@ struct RoutingTests {
         #expect(ProxyLookupResult.targets([ProxyFixtures.target("sip:b@10.0.0.1")]).failureResponse(to: r) == nil)
     }
 }
+
+@Suite("SIPS never leaves over a non-TLS hop (RFC 5630)")
+struct SIPSHopTests {
+    @Test func sipsRequestDropsNonTLSTargets() {
+        let v = ProxyFixtures.validated(ProxyFixtures.invite(uri: "sips:bob@example.com"))
+        let udp = ProxyBranchTarget(target: ProxyFixtures.target("sip:bob@10.0.0.1"), via: ProxyFixtures.udpLeg)
+        let tls = ProxyBranchTarget(target: ProxyFixtures.target("sips:bob@10.0.0.2", transport: .tls), via: ProxyFixtures.tlsLeg)
+        var tx = ProxyTransaction(request: v, targets: TargetSet([udp, tls]))
+        #expect(tx.refusedInsecure == 1)
+        #expect(tx.start().forwarded == [0])
+        #expect(tx.branchRequest(0)?.uri.host == "10.0.0.2")
+    }
+
+    @Test func sipsRequestWithoutATLSHopIs480With380() {
+        let v = ProxyFixtures.validated(ProxyFixtures.invite(uri: "sips:bob@example.com"))
+        let udp = ProxyBranchTarget(target: ProxyFixtures.target("sip:bob@10.0.0.1"), via: ProxyFixtures.udpLeg)
+        var tx = ProxyTransaction(request: v, targets: TargetSet([udp]))
+        let r = tx.start().upstream
+        #expect(r.map(\.statusCode) == [100, 480])
+        #expect(r.last?.headers[.warning] == "380 example.com \"SIPS Not Allowed\"")
+    }
+
+    @Test func sipContactOfASIPRequestMayUseTLS() {
+        let v = ProxyFixtures.validated(ProxyFixtures.invite())
+        let tls = ProxyBranchTarget(target: ProxyFixtures.target("sips:bob@10.0.0.2", transport: .tls), via: ProxyFixtures.tlsLeg)
+        let tcpToSips = ProxyBranchTarget(target: ProxyFixtures.target("sips:bob@10.0.0.3", transport: .tcp),
+                                          via: ProxyLeg(transport: .tcp, host: "192.0.2.1", port: 5060))
+        var tx = ProxyTransaction(request: v, targets: TargetSet([tls, tcpToSips]))
+        #expect(tx.start().forwarded == [0])
+        #expect(tx.refusedInsecure == 1)
+    }
+
+    @Test func signedPlanCarriesVerifiableTokens() throws {
+        let codec = FlowTokenCodec(key: [7], mac: ProxyFixtures.testMAC)
+        let caller = FlowToken(flowID: nil, transport: .udp, host: "203.0.113.1", port: 5060)
+        let callee = FlowToken(flowID: 5, transport: .tls, host: "203.0.113.2", port: 40000)
+        let plan = try #require(RecordRoutePlan.signed(inbound: ProxyFixtures.udpLeg, caller: caller,
+                                                       outbound: ProxyFixtures.tlsLeg, callee: callee, codec: codec))
+        let values = plan.recordRouteValues(sips: false).compactMap { NameAddress.parse($0)?.uri.user }
+        #expect(values.compactMap { codec.decode($0) } == [callee, caller])
+    }
+}
