@@ -17,6 +17,9 @@ public enum ProxyCoreTimer: Sendable, Hashable {
 public enum ProxyCoreAction: Sendable, Hashable {
     /// Send this response to the caller, the way the request came (RFC 3261 18.2.2).
     case sendUpstream(SIPResponse)
+    /// Send this `200` to the caller's CANCEL (RFC 3261 16.10); it completes the CANCEL's
+    /// own non-INVITE server transaction, not the INVITE's.
+    case answerCancel(SIPResponse)
     /// Send this request (the branch's request, its retransmission, its ACK or its CANCEL)
     /// on the hop of branch `branch`.
     case sendDownstream(branch: Int, request: SIPRequest, to: ProxyBranchTarget)
@@ -157,7 +160,7 @@ public struct StatefulProxyTransaction: Sendable {
             case .sendUpstream(let r):
                 if server != nil { serverActions(server?.handle(.send(r)) ?? [], into: &out) } else { out.append(.sendUpstream(r)) }
             case .answerCancel(let r):
-                out.append(.sendUpstream(r))
+                out.append(.answerCancel(r))
             case .forward(let i, let request, let target):
                 targets[i] = target
                 let reliable = target.via.transport.isReliable

@@ -224,3 +224,33 @@ struct FlowTokenTests {
         #expect(forged.flowToken(arrivedOn: fromCaller, codec: codec) == nil)
     }
 }
+
+@Suite("Encodings without Foundation")
+struct ProxyEncodingTests {
+    @Test func base64urlRoundTripsEveryLength() {
+        for n in 0..<20 {
+            let bytes = (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 250) }
+            let text = ProxyEncoding.base64url(bytes)
+            #expect(!text.contains("=") && !text.contains("+") && !text.contains("/"))
+            #expect(ProxyEncoding.decodeBase64url(text) == bytes)
+        }
+        #expect(ProxyEncoding.base64url(Array("foobar".utf8)) == "Zm9vYmFy")
+        #expect(ProxyEncoding.base64url([0xFB, 0xFF]) == "-_8")
+    }
+
+    @Test func nonCanonicalBase64IsRefused() {
+        #expect(ProxyEncoding.decodeBase64url("Zg") == [0x66])
+        #expect(ProxyEncoding.decodeBase64url("Zh") == nil)  // stray low bits
+        #expect(ProxyEncoding.decodeBase64url("Z") == nil)
+        #expect(ProxyEncoding.decodeBase64url("Zm9v=") == nil)
+    }
+
+    @Test func fnvIsTheStandardOne() {
+        var h = FNV1a64()
+        h.add(Array("a".utf8))
+        #expect(h.hex == "af63dc4c8601ec8c")
+        #expect(ProxyEncoding.constantTimeEquals([1, 2], [1, 2]))
+        #expect(!ProxyEncoding.constantTimeEquals([1, 2], [1, 3]))
+        #expect(!ProxyEncoding.constantTimeEquals([1], [1, 2]))
+    }
+}
