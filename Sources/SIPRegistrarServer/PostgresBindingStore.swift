@@ -146,9 +146,10 @@ public final class PostgresBindingStore: BindingStore, Sendable {
     /// What replication wants to hear about: lock waits (metrics) and commits that landed after
     /// their REGISTER was answered 503 (reload those addresses of record).
     let events = Mutex<(@Sendable (StoreEvent) -> Void)?>(nil)
-    /// Test only: `SIP_REGISTRAR_TEST_COMMIT_DELAY_MS=PATTERN=MS` makes a commit whose batch holds an
-    /// address of record containing PATTERN wait MS milliseconds after its change-log insert, before
-    /// COMMIT, to force commits out of order. Nil (nothing happens) unless the variable is set.
+    /// Test only: `SIP_REGISTRAR_TEST_COMMIT_DELAY_MS=PATTERN=MS` makes a commit that stores a binding
+    /// of an address of record containing PATTERN wait MS milliseconds after its change-log insert,
+    /// before COMMIT, to force commits out of order or past the committer's limit (removals are
+    /// never delayed). Nil (nothing happens) unless the variable is set.
     let testCommitDelay: (pattern: String, delay: Duration)?
 
     enum StoreEvent {
@@ -391,8 +392,10 @@ public final class PostgresBindingStore: BindingStore, Sendable {
                         unnest(\(plan.aors)::text[]) AS a
                     """, logger: logger).collect()
             }
-            if let hook = testCommitDelay, plan.aors.contains(where: { hook.pattern.isEmpty || $0.contains(hook.pattern) }) {
-                try await Task.sleep(for: hook.delay)
+            if let hook = testCommitDelay, plan.upserts.contains(where: { hook.pattern.isEmpty || $0.aor.contains(hook.pattern) }) {
+                // In the database, as a slow server would be: cancelling the task does not shorten it.
+                let seconds = Double(hook.delay.nanosecondsValue) / 1e9
+                _ = try await tx.query("SELECT pg_sleep(\(seconds))", logger: logger).collect()
             }
         }
     }
@@ -563,6 +566,9 @@ final class CommitSubmission: Sendable {
         }
     }
 
+    /// Claimed by a batch and not finished yet: its statements may be on their way.
+    var isSent: Bool { state.withLock { $0.status == .sent } }
+
     /// Queued → finished with `error`; nothing once it was sent.
     func withdraw(_ error: any Error) {
         let c = state.withLock { s -> CheckedContinuation<Void, any Error>? in
@@ -611,22 +617,47 @@ actor PostgresGroupCommitter {
         while !pending.isEmpty {
             let batch = pending
             pending = []
-            // Bounded: a commit that hangs must not stall every later one. A commit given up on
-            // may still land; whichever of the two sides comes second reports it, so that the
-            // addresses of record are read back from the database.
+            // The waiters are answered within a limit. A commit given up on may still land: whichever
+            // of the two sides comes second reports it, so that the addresses of record are read back.
             let race = CommitRace()
             let aors = Array(Set(batch.flatMap { $0.changes.map(\.aor) }))
+            let work = Task {
+                try await store.commit(batch)
+                if race.state.withLock({ r -> Bool in r.landed = true; return r.gaveUp }) { store.report(.lateCommit(aors)) }
+            }
             do {
                 _ = try await withTimeout(store.commitTimeout + .seconds(2)) {
-                    try await store.commit(batch)
-                    if race.state.withLock({ r -> Bool in r.landed = true; return r.gaveUp }) { store.report(.lateCommit(aors)) }
+                    try await work.value
                     return true
                 }
                 for s in batch { s.finish(.success(())) }
             } catch {
                 if race.state.withLock({ r -> Bool in r.gaveUp = true; return r.landed }) { store.report(.lateCommit(aors)) }
                 store.logger.debug("commit failed", metadata: ["error": "\(describePostgresError(error))", "changes": "\(batch.count)"])
+                // Those not sent yet never will be (a connection never came): then nothing is on its way.
+                for s in batch { s.withdraw(error) }
+                let sent = batch.contains { $0.isSent }
                 for s in batch { s.finish(.failure(error)) }
+                guard sent else {
+                    work.cancel()
+                    continue
+                }
+                // The next batch waits until this one has really finished, so that a commit landing late
+                // cannot overtake one submitted after it (an unregister, say); meanwhile new submissions
+                // are withdrawn at their own limit (503). Bounded too, at twice the first limit: a
+                // connection can hang for good (seen when the server restarts), and that must not stop
+                // this node from committing once the database answers again.
+                do {
+                    _ = try await withTimeout(store.commitTimeout + .seconds(2)) {
+                        try await work.value
+                        return true
+                    }
+                } catch is StoreTimeout {
+                    work.cancel()
+                    store.logger.warning("a commit did not finish in time; later commits go ahead of it")
+                } catch {
+                    // It finished, failing: nothing landed.
+                }
             }
         }
         draining = false

@@ -282,6 +282,25 @@ import Glibc
         #expect(metrics.contains("sip_replication_full_reloads_total 1"), "\(metrics.split(separator: "\n").filter { $0.contains("replication") })")
     }
 
+    @Test func aCommitThatLandsLateIsNotOvertakenByTheUnregisterAfterIt() throws {
+        let pg = try PostgresServer()
+        defer { pg.destroy() }
+        // Test-only fault: this commit takes 6 s, longer than the committer waits (5 s).
+        let all = try nodes(pg, 1, env: ["SIP_REGISTRAR_TEST_COMMIT_DELAY_MS": "late=6000"])
+        defer { for s in all { s.stop() } }
+        let a = all[0]
+        let contact = "<sip:late@127.0.0.1:9>"
+        #expect(register("late", port: a.udp, contact: contact) == 503)
+        // Memory holds nothing, yet the commit that was sent lands a moment later: the unregister
+        // must be written, and after it.
+        let off = register("late", port: a.udp, contact: contact, expires: 0)
+        #expect(off == 200 || off == 503, "\(off)")
+        if off == 503 { #expect(waitFor(10) { register("late", port: a.udp, contact: contact, expires: 0) == 200 }) }
+        #expect(waitFor(5) { (try? pg.sql("SELECT count(*) FROM sip_registrar_changes WHERE aor = 'late@example.com'")) ?? "0" >= "2" })
+        #expect(try pg.sql("SELECT count(*) FROM sip_registrar_bindings") == "0", "resurrected by the late commit")
+        #expect(try dump(a).isEmpty)
+    }
+
     func waitFor(_ limit: TimeInterval, _ check: () -> Bool) -> Bool {
         let start = Date()
         while Date().timeIntervalSince(start) < limit {
