@@ -63,7 +63,7 @@ public final class Registrar: SIPReceiver {
         }
 
         func unsureBindings(_ aor: String, now: Int64) -> [Binding] {
-            guard let u = unsure[aor], u.until > now else { return [] }
+            guard !unsure.isEmpty, let u = unsure[aor], u.until > now else { return [] }
             return u.bindings
         }
 
