@@ -67,8 +67,14 @@ public final class Registrar: SIPReceiver {
             return u.bindings
         }
 
+        /// Addresses of record whose local commit finished since a replication read began
+        /// (tracked only once replication reads: see ``Registrar/beginReplicationRead()``).
+        var committedSinceRead: Set<String> = []
+        var replicationReads = false
+
         /// A commit for `aor` finished (either way).
         mutating func markCommitted(_ aor: String) {
+            if replicationReads { committedSinceRead.insert(aor) }
             guard let n = uncommitted[aor] else { return }
             uncommitted[aor] = n > 1 ? n - 1 : nil
         }
@@ -242,12 +248,13 @@ extension Registrar {
     /// arrived on is kept from the local index (the store's flow ids are per process).
     ///
     /// Returns false, changing nothing, while a REGISTER for `aor` is being committed
-    /// here: the snapshot may predate that commit. Read the store again afterwards.
+    /// here, or when one finished since ``beginReplicationRead()``: the snapshot may predate
+    /// that commit. Read the store again afterwards.
     @discardableResult
     public func replaceBindings(of aor: String, with bindings: [Binding], localNode: String?) -> Bool {
         let now = clock.nowMilliseconds()
         let replaced = state.withLock { s -> Bool in
-            if s.uncommitted[aor] != nil { return false }
+            if s.uncommitted[aor] != nil || s.committedSinceRead.contains(aor) { return false }
             let old = s.records[aor] ?? []
             var fresh: [Binding] = []
             fresh.reserveCapacity(bindings.count)
@@ -265,6 +272,18 @@ extension Registrar {
         }
         if replaced { scheduleExpiry() }
         return replaced
+    }
+
+    /// Call just before reading a shared store's rows for ``replaceBindings(of:with:localNode:)``:
+    /// a local commit that finishes between that read and the replacement is not in the rows,
+    /// so the replacement is refused for its address of record (read it again). Without this,
+    /// a commit landing in that window was overwritten by the older rows for good (this node's
+    /// own change-log rows are not read back).
+    public func beginReplicationRead() {
+        state.withLock { s in
+            s.replicationReads = true
+            s.committedSinceRead.removeAll(keepingCapacity: true)
+        }
     }
 
     /// Replaces the whole index with a store's full contents (after a node was cut off

@@ -152,6 +152,7 @@ actor PostgresSyncer {
                         logger.notice("change log pruned past what this node read: reloading every binding",
                                       metadata: ["store.last_read": "\(since)", "store.latest": "\(latest)"])
                         metrics?.count("sip_replication_full_reloads_total")
+                        registrar.beginReplicationRead()
                         let all = try await store.fetch(conn, where: nil)
                         return (latest, registrar.replaceAllBindings(with: all, localNode: store.node))
                     }
@@ -159,6 +160,7 @@ actor PostgresSyncer {
                     for (aor, seconds) in changed { age[aor] = seconds }
                     let wanted = Set(age.keys).union(suspects)
                     guard !wanted.isEmpty else { return (latest, []) }
+                    registrar.beginReplicationRead()
                     let rows = try await store.fetch(conn, where: Array(wanted))
                     var grouped: [String: [Binding]] = [:]
                     for b in rows { grouped[b.aor, default: []].append(b) }
