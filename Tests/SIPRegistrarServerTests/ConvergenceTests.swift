@@ -33,10 +33,18 @@ import Glibc
     }
 
     /// A node's whole index through the admin API: "aor uri node", sorted.
+    /// The body goes to a file, not through a pipe: `run`'s pipe reading can reorder the chunks of a
+    /// large output under load (seen with 150 KB dumps).
     func dump(_ s: ServerProcess) throws -> [String] {
-        let r = try http("GET", s.adminURL + "/v1/bindings?offset=0&limit=1000")
-        guard r.status == 200, let object = try JSONSerialization.jsonObject(with: Data(r.body.utf8)) as? [String: Any],
-              let contacts = object["contacts"] as? [[String: Any]] else { throw Failure(description: "dump: \(r.status) \(r.body.prefix(200))") }
+        let file = NSTemporaryDirectory() + "dump-\(UUID().uuidString).json"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let r = try run("/usr/bin/curl", ["-s", "-o", file, "-w", "%{http_code}", "-H", "Authorization: Bearer \(s.token ?? "")",
+                                          s.adminURL + "/v1/bindings?offset=0&limit=1000"])
+        let body = (try? Data(contentsOf: URL(fileURLWithPath: file))) ?? Data()
+        guard r.out == "200", let object = try JSONSerialization.jsonObject(with: body) as? [String: Any],
+              let contacts = object["contacts"] as? [[String: Any]] else {
+            throw Failure(description: "dump: \(r.out) \(String(decoding: body.prefix(200), as: UTF8.self))")
+        }
         return contacts.map { "\($0["aor"] as? String ?? "?") \($0["uri"] as? String ?? "?") \($0["node"] as? String ?? "?")" }.sorted()
     }
 
