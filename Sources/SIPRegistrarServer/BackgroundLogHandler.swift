@@ -11,21 +11,33 @@ import Darwin
 #endif
 
 /// Where log lines go: standard error, written by one background queue, never by the
-/// thread that logs. An event loop that logs only formats the line and hands it over; a
-/// slow sink (a terminal, a full pipe, journald under load) cannot stall SIP answers.
+/// thread that logs. A thread that logs only captures the event (level, message,
+/// metadata, time) and hands it over; formatting and writing happen on the queue, in
+/// batches (lines are gathered for 20 ms, then written with one `write`), so a slow sink
+/// (a terminal, a full pipe, journald under load) cannot stall SIP answers and a busy
+/// one costs little.
 /// At most `capacity` lines wait; beyond that lines are dropped and counted, and the
-/// next line written says how many were lost.
+/// next batch written says how many were lost.
 public final class LogSink: Sendable {
     /// The process-wide sink for standard error.
     public static let standardError = LogSink(fileDescriptor: 2)
+
+    /// One line to write: text already formatted, or a log event formatted on the queue.
+    enum Entry: Sendable {
+        case text(String)
+        case event(label: String, level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata, time: Int)
+    }
 
     private let fd: Int32
     private let capacity: Int
     private let queue = DispatchQueue(label: "sip-registrar.log")
     private let state = NIOLockedValueBox(State())
+    /// The formatted time of the last second seen; touched only on `queue`.
+    private let clock = NIOLockedValueBox<(second: Int, text: String)>((-1, ""))
 
     private struct State {
-        var pending = 0
+        var pending: [Entry] = []
+        var draining = false
         var dropped = 0
         var droppedTotal = 0
     }
@@ -39,41 +51,101 @@ public final class LogSink: Sendable {
     public var droppedLines: Int { state.withLockedValue { $0.droppedTotal } }
 
     /// Queues one line (without its newline); drops it when `capacity` lines already wait.
-    public func write(_ line: String) {
-        let accepted = state.withLockedValue { s -> Bool in
-            guard s.pending < capacity else {
+    public func write(_ line: String) { enqueue(.text(line)) }
+
+    func enqueue(_ entry: Entry) {
+        let startDrain = state.withLockedValue { s -> Bool in
+            guard s.pending.count < capacity else {
                 s.dropped += 1
                 s.droppedTotal += 1
                 return false
             }
-            s.pending += 1
+            s.pending.append(entry)
+            if s.draining { return false }
+            s.draining = true
             return true
         }
-        guard accepted else { return }
-        queue.async {
-            let lost = self.state.withLockedValue { s -> Int in
-                s.pending -= 1
+        // The first line of a batch starts a short wait: the lines logged meanwhile join it, so
+        // a busy server wakes the queue and writes a few dozen times a second, not once per line.
+        if startDrain { queue.asyncAfter(deadline: .now() + .milliseconds(20)) { self.drain() } }
+    }
+
+    /// Writes batches until nothing waits.
+    private func drain() {
+        while true {
+            let (batch, lost) = state.withLockedValue { s -> ([Entry], Int) in
+                let b = s.pending
+                s.pending = []
+                if b.isEmpty { s.draining = false }
                 let d = s.dropped
                 s.dropped = 0
-                return d
+                return (b, d)
             }
-            var text = line
-            if lost > 0 { text = "(\(lost) log lines dropped: the log sink was too slow)\n" + text }
-            text += "\n"
-            self.writeAll(text)
+            if batch.isEmpty && lost == 0 { return }
+            var text = ""
+            text.reserveCapacity(batch.count * 200)
+            if lost > 0 { text += "(\(lost) log lines dropped: the log sink was too slow)\n" }
+            for e in batch {
+                switch e {
+                case .text(let line):
+                    text += line
+                case .event(let label, let level, let message, let metadata, let time):
+                    format(label: label, level: level, message: message, metadata: metadata, time: time, into: &text)
+                }
+                text += "\n"
+            }
+            writeAll(text)
+            if batch.isEmpty { return }
         }
     }
 
-    /// Waits until every queued line is written (at shutdown, and in tests).
+    /// `TIME LEVEL LABEL : key=value ... MESSAGE`, keys sorted, as `StreamLogHandler` writes it.
+    private func format(label: String, level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata,
+                        time: Int, into text: inout String) {
+        text += timestamp(time)
+        text += " "
+        text += level.rawValue
+        text += " "
+        text += label
+        text += " :"
+        for key in metadata.keys.sorted() {
+            text += " "
+            text += key
+            text += "="
+            if let value = metadata[key] { text += value.description }
+        }
+        text += " "
+        text += message.description
+    }
+
+    /// `2026-12-01T21:00:00+0000`, local time, formatted once per second.
+    private func timestamp(_ second: Int) -> String {
+        clock.withLockedValue { c in
+            if c.second == second { return c.text }
+            c = (second, Self.format(second))
+            return c.text
+        }
+    }
+
+    static func format(_ second: Int) -> String {
+        var now = time_t(second)
+        var parts = tm()
+        localtime_r(&now, &parts)
+        var buffer = [Int8](repeating: 0, count: 32)
+        let n = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S%z", &parts)
+        return String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Writes every queued line now and waits until it is written (at shutdown, and in tests).
     public func flush() {
-        queue.sync {}
+        queue.sync { drain() }
     }
 
     private func writeAll(_ text: String) {
-        var bytes = Array(text.utf8)
-        var offset = 0
-        bytes.withUnsafeMutableBytes { buf in
+        var text = text
+        text.withUTF8 { buf in
             guard let base = buf.baseAddress else { return }
+            var offset = 0
             while offset < buf.count {
                 let n = Glibc.write(fd, base + offset, buf.count - offset)
                 if n > 0 {
@@ -81,15 +153,15 @@ public final class LogSink: Sendable {
                 } else if n < 0 && errno == EINTR {
                     continue
                 } else {
-                    return  // the sink is gone: nothing sensible is left to do with the line
+                    return  // the sink is gone: nothing sensible is left to do with the lines
                 }
             }
         }
     }
 }
 
-/// A swift-log handler that formats like `StreamLogHandler` (time, level, label, metadata,
-/// message) and writes through a ``LogSink`` off the caller's thread.
+/// A swift-log handler that hands each event to a ``LogSink``, which formats it like
+/// `StreamLogHandler` (time, level, label, metadata, message) off the caller's thread.
 public struct BackgroundLogHandler: LogHandler {
     public var logLevel: Logger.Level
     public var metadata: Logger.Metadata = [:]
@@ -111,31 +183,9 @@ public struct BackgroundLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var all = metadata
         if let provided = metadataProvider?.get() { all.merge(provided) { _, new in new } }
-        if let extra = event.metadata { all.merge(extra) { _, new in new } }
-        var line = Self.timestamp()
-        line += " "
-        line += event.level.rawValue
-        line += " "
-        line += label
-        line += " :"
-        for key in all.keys.sorted() {
-            line += " "
-            line += key
-            line += "="
-            line += "\(all[key].map { "\($0)" } ?? "")"
+        if let extra = event.metadata {
+            if all.isEmpty { all = extra } else { all.merge(extra) { _, new in new } }
         }
-        line += " "
-        line += "\(event.message)"
-        sink.write(line)
-    }
-
-    /// `2026-12-01T21:00:00+0000`, local time, as `StreamLogHandler` writes it.
-    static func timestamp() -> String {
-        var now = time(nil)
-        var parts = tm()
-        localtime_r(&now, &parts)
-        var buffer = [Int8](repeating: 0, count: 32)
-        let n = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S%z", &parts)
-        return String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        sink.enqueue(.event(label: label, level: event.level, message: event.message, metadata: all, time: time(nil)))
     }
 }

@@ -39,7 +39,7 @@ public enum ConfigurationLoader {
         "limits": ["failed_auth_per_source", "failed_auth_per_user", "failed_auth_window", "block_seconds",
                    "registers_per_source", "connections_per_source", "tls_handshakes_per_source", "exempt", "action",
                    "max_bindings", "max_aors"],
-        "listen": ["udp", "tcp", "tls"],
+        "listen": ["udp", "tcp", "tls", "spread"],
         "tls": ["certificate", "key", "key_passphrase", "ca", "client_certificates"],
         "registrar": ["domains", "min_expires", "max_expires", "default_expires", "max_contacts", "non_register"],
     ]
@@ -94,6 +94,11 @@ public enum ConfigurationLoader {
                 for (lk, lv) in m {
                     guard let name = lk.string, schema["listen"]!.contains(name) else {
                         throw fail(lk, "unknown key 'listen.\(lk.string ?? "?")'")
+                    }
+                    if name == "spread" {
+                        guard let b = lv.bool else { throw fail(lv, "listen.spread must be true or false") }
+                        c.spreadAcrossLoops = b
+                        continue
                     }
                     let list = try addresses(lv, key: "listen.\(name)", fail: fail)
                     switch name {

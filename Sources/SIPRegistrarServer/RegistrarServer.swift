@@ -101,6 +101,7 @@ public final class RegistrarServer: Sendable {
         transportConfig.maxConnectionsPerIP = security.connectionsPerSource == 0 ? Int.max : security.connectionsPerSource
         transportConfig.maxTLSHandshakesPerIPPerSecond = security.tlsHandshakesPerSource
         transportConfig.limitExemptions = authConfig.exemptSources
+        transportConfig.spreadAcrossLoops = config.spreadAcrossLoops
         var transportLogger = logger
         transportLogger[metadataKey: "component"] = "transport"
         let dispatcher = Dispatcher(configuration: transportConfig, logger: transportLogger)

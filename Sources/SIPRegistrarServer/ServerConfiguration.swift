@@ -87,6 +87,8 @@ public struct ServerConfiguration: Sendable, Hashable {
     public var udp: [ListenAddress]
     public var tcp: [ListenAddress]
     public var tls: [ListenAddress]
+    /// `listen.spread`: process one peer's requests on every event loop (see `TransportConfiguration`).
+    public var spreadAcrossLoops = false
     public var certificate: CertificateSpec
     public var keyPassphrase: String?
     public var ca: String?

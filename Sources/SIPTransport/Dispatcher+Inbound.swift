@@ -5,13 +5,13 @@ import SIPMessage
 extension Dispatcher {
     /// One message from a leg: a UDP datagram or a message cut from a stream.
     ///
-    /// It is processed on the event loop its Call-ID hashes to, not necessarily the one that
-    /// read it: one busy peer (an edge proxy, an SBC) sends everything to one UDP socket or
-    /// connection, and would otherwise use one core. The same Call-ID always lands on the same
+    /// With ``TransportConfiguration/spreadAcrossLoops`` it is processed on the event loop its
+    /// Call-ID hashes to, not necessarily the one that read it: one busy peer (an edge proxy, an
+    /// SBC) sends everything to one UDP socket or connection, and would otherwise use one core. The same Call-ID always lands on the same
     /// loop, so the requests of one registration or dialog (and their retransmissions) keep
     /// their order. The reading loop only finds the Call-ID (a scan of the head).
     func handleInbound(_ bytes: ByteBuffer, source: SIPSource, loop: (any EventLoop)? = nil) {
-        if loops.count > 1, let hash = bytes.withUnsafeReadableBytes({ Self.callIDHash($0) }) {
+        if configuration.spreadAcrossLoops, loops.count > 1, let hash = bytes.withUnsafeReadableBytes({ Self.callIDHash($0) }) {
             let target = loops[Int(hash % UInt64(loops.count))]
             if let loop, target !== loop {
                 target.execute { self.process(bytes, source: source, loop: target) }

@@ -22,23 +22,69 @@ import Testing
         }
     }
 
-    @Test func oneUDPPeerUsesEveryLoopAndACallIDKeepsItsLoop() async throws {
+    /// Feeds `count` requests to the dispatcher as the loop `reader` would, `copies` of each Call-ID.
+    func feed(_ d: Dispatcher, reader: any EventLoop, count: Int, copies: Int) async throws {
+        let source = SIPSource(transport: .udp, remoteHost: "127.0.0.1", remotePort: 9, localPort: 9)
+        try await reader.submit {
+            for i in 0..<count {
+                for _ in 0..<copies {
+                    let text = register(sentBy: "127.0.0.1:9", callID: "spread-\(i)")
+                    d.handleInbound(ByteBuffer(string: text), source: source, loop: reader)
+                }
+            }
+        }.get()
+    }
+
+    func waitFor(_ recorder: LoopRecorder, _ n: Int) async -> [(callID: String, loop: Int)] {
+        for _ in 0..<500 {
+            let seen = recorder.seen.withLockedValue { $0 }
+            if seen.count >= n { return seen }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return recorder.seen.withLockedValue { $0 }
+    }
+
+    @Test func aBacklogFromOnePeerUsesEveryLoopAndACallIDKeepsItsLoop() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        var config = TransportConfiguration()
+        config.spreadAcrossLoops = true
+        let d = Dispatcher(configuration: config, group: group)
+        let recorder = LoopRecorder(loops: d.loops)
+        d.addReceiver(recorder)
+        try await feed(d, reader: d.loops[0], count: 40, copies: 2)
+        let seen = await waitFor(recorder, 80)
+        #expect(seen.count == 80)
+        #expect(Set(seen.map(\.loop)) == [0, 1], "one reading loop: every loop still works")
+        let byCall = Dictionary(grouping: seen, by: \.callID).mapValues { Set($0.map(\.loop)) }
+        #expect(byCall.values.allSatisfy { $0.count == 1 }, "a Call-ID moved between loops")
+        await d.shutdown()
+        try await group.shutdownGracefully()
+    }
+
+    @Test func withoutSpreadingTheReadingLoopWorks() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let d = Dispatcher(group: group)
         let recorder = LoopRecorder(loops: d.loops)
         d.addReceiver(recorder)
+        try await feed(d, reader: d.loops[1], count: 20, copies: 1)
+        let seen = await waitFor(recorder, 20)
+        #expect(seen.count == 20 && Set(seen.map(\.loop)) == [1])
+        await d.shutdown()
+        try await group.shutdownGracefully()
+    }
+
+    @Test func oneUDPPeerIsAnsweredWhateverLoopWorks() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        var config = TransportConfiguration()
+        config.spreadAcrossLoops = true
+        let d = Dispatcher(configuration: config, group: group)
+        let recorder = LoopRecorder(loops: d.loops)
+        d.addReceiver(recorder)
         let port = try await d.bindUDP(host: "127.0.0.1", port: 0).port ?? 0
         let peer = try await UDPPeer()
-        for i in 0..<40 {
-            try await peer.send(register(sentBy: "127.0.0.1:\(peer.port)", callID: "spread-\(i)"), to: port)
-            try await peer.send(register(sentBy: "127.0.0.1:\(peer.port)", callID: "spread-\(i)"), to: port)
-        }
-        _ = await peer.waitFor(80)
-        let seen = recorder.seen.withLockedValue { $0 }
-        #expect(seen.count == 80)
-        #expect(Set(seen.map(\.loop)) == [0, 1], "one peer, one socket: every loop still works")
-        let byCall = Dictionary(grouping: seen, by: \.callID).mapValues { Set($0.map(\.loop)) }
-        #expect(byCall.values.allSatisfy { $0.count == 1 }, "a Call-ID moved between loops")
+        for i in 0..<60 { try await peer.send(register(sentBy: "127.0.0.1:\(peer.port)", callID: "udp-\(i)"), to: port) }
+        let answers = await peer.waitFor(60)
+        #expect(answers.count == 60 && answers.allSatisfy { $0.hasPrefix("SIP/2.0 200 OK") })
         await peer.close()
         await d.shutdown()
         try await group.shutdownGracefully()
