@@ -44,50 +44,47 @@ import Testing
         return recorder.seen.withLockedValue { $0 }
     }
 
-    @Test func aBacklogFromOnePeerUsesEveryLoopAndACallIDKeepsItsLoop() async throws {
+    /// A dispatcher on two loops of its own with a recorder as its receiver, shut down after `body`.
+    func withDispatcher(spread: Bool, _ body: (Dispatcher, LoopRecorder) async throws -> Void) async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         var config = TransportConfiguration()
-        config.spreadAcrossLoops = true
+        config.spreadAcrossLoops = spread
         let d = Dispatcher(configuration: config, group: group)
         let recorder = LoopRecorder(loops: d.loops)
         d.addReceiver(recorder)
-        try await feed(d, reader: d.loops[0], count: 40, copies: 2)
-        let seen = await waitFor(recorder, 80)
-        #expect(seen.count == 80)
-        #expect(Set(seen.map(\.loop)) == [0, 1], "one reading loop: every loop still works")
-        let byCall = Dictionary(grouping: seen, by: \.callID).mapValues { Set($0.map(\.loop)) }
-        #expect(byCall.values.allSatisfy { $0.count == 1 }, "a Call-ID moved between loops")
+        try await body(d, recorder)
         await d.shutdown()
         try await group.shutdownGracefully()
+    }
+
+    @Test func aBacklogFromOnePeerUsesEveryLoopAndACallIDKeepsItsLoop() async throws {
+        try await withDispatcher(spread: true) { d, recorder in
+            try await feed(d, reader: d.loops[0], count: 40, copies: 2)
+            let seen = await waitFor(recorder, 80)
+            #expect(seen.count == 80)
+            #expect(Set(seen.map(\.loop)) == [0, 1], "one reading loop: every loop still works")
+            let byCall = Dictionary(grouping: seen, by: \.callID).mapValues { Set($0.map(\.loop)) }
+            #expect(byCall.values.allSatisfy { $0.count == 1 }, "a Call-ID moved between loops")
+        }
     }
 
     @Test func withoutSpreadingTheReadingLoopWorks() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-        let d = Dispatcher(group: group)
-        let recorder = LoopRecorder(loops: d.loops)
-        d.addReceiver(recorder)
-        try await feed(d, reader: d.loops[1], count: 20, copies: 1)
-        let seen = await waitFor(recorder, 20)
-        #expect(seen.count == 20 && Set(seen.map(\.loop)) == [1])
-        await d.shutdown()
-        try await group.shutdownGracefully()
+        try await withDispatcher(spread: false) { d, recorder in
+            try await feed(d, reader: d.loops[1], count: 20, copies: 1)
+            let seen = await waitFor(recorder, 20)
+            #expect(seen.count == 20 && Set(seen.map(\.loop)) == [1])
+        }
     }
 
     @Test func oneUDPPeerIsAnsweredWhateverLoopWorks() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-        var config = TransportConfiguration()
-        config.spreadAcrossLoops = true
-        let d = Dispatcher(configuration: config, group: group)
-        let recorder = LoopRecorder(loops: d.loops)
-        d.addReceiver(recorder)
-        let port = try await d.bindUDP(host: "127.0.0.1", port: 0).port ?? 0
-        let peer = try await UDPPeer()
-        for i in 0..<60 { try await peer.send(register(sentBy: "127.0.0.1:\(peer.port)", callID: "udp-\(i)"), to: port) }
-        let answers = await peer.waitFor(60)
-        #expect(answers.count == 60 && answers.allSatisfy { $0.hasPrefix("SIP/2.0 200 OK") })
-        await peer.close()
-        await d.shutdown()
-        try await group.shutdownGracefully()
+        try await withDispatcher(spread: true) { d, _ in
+            let port = try await d.bindUDP(host: "127.0.0.1", port: 0).port ?? 0
+            let peer = try await UDPPeer()
+            for i in 0..<60 { try await peer.send(register(sentBy: "127.0.0.1:\(peer.port)", callID: "udp-\(i)"), to: port) }
+            let answers = await peer.waitFor(60)
+            #expect(answers.count == 60 && answers.allSatisfy { $0.hasPrefix("SIP/2.0 200 OK") })
+            await peer.close()
+        }
     }
 
     @Test func callIDHashReadsLongAndCompactForms() {
