@@ -308,13 +308,13 @@ import Testing
         // The ClientHello is out; the client asks to close (after one write) before the handshake is over.
         let written = pair.client.writeAndFlush(ByteBuffer(string: "OPTIONS"))
         let closed = pair.client.close()
-        var closeDone = false
-        closed.whenComplete { _ in closeDone = true }
-        #expect(pair.client.isActive && !closeDone, "the close waits for the handshake")
+        let closeDone = NIOLockedValueBox(false)
+        closed.whenComplete { _ in closeDone.withLockedValue { $0 = true } }
+        #expect(pair.client.isActive && !closeDone.withLockedValue { $0 }, "the close waits for the handshake")
         let late = pair.client.writeAndFlush(ByteBuffer(string: "late"))
-        var lateFailed = false
-        late.whenFailure { _ in lateFailed = true }
-        #expect(lateFailed, "nothing may be written after close()")
+        let lateFailed = NIOLockedValueBox(false)
+        late.whenFailure { _ in lateFailed.withLockedValue { $0 = true } }
+        #expect(lateFailed.withLockedValue { $0 }, "nothing may be written after close()")
         pair.interact()
         try closed.wait()
         try written.wait()
@@ -335,14 +335,14 @@ import Testing
         // Something written waits for the handshake, so the close waits too (bounded by the timer).
         let write = pair.server.writeAndFlush(ByteBuffer(string: "OPTIONS"))
         let closed = pair.server.close()
-        var closeDone = false
-        var writeFailed = false
-        write.whenFailure { _ in writeFailed = true }
-        closed.whenComplete { _ in closeDone = true }
-        #expect(!closeDone)
+        let closeDone = NIOLockedValueBox(false)
+        let writeFailed = NIOLockedValueBox(false)
+        write.whenFailure { _ in writeFailed.withLockedValue { $0 = true } }
+        closed.whenComplete { _ in closeDone.withLockedValue { $0 = true } }
+        #expect(!closeDone.withLockedValue { $0 })
         pair.server.embeddedEventLoop.advanceTime(by: .milliseconds(301))
-        #expect(closeDone && !pair.server.isActive)
-        #expect(writeFailed)
+        #expect(closeDone.withLockedValue { $0 } && !pair.server.isActive)
+        #expect(writeFailed.withLockedValue { $0 })
     }
 
     @Test func closeDuringAHandshakeWithNothingWrittenIsImmediate() throws {
@@ -350,9 +350,9 @@ import Testing
         let address = try SocketAddress(ipAddress: "127.0.0.1", port: 5061)
         try pair.server.connect(to: address).wait()
         let closed = pair.server.close()
-        var closeDone = false
-        closed.whenComplete { _ in closeDone = true }
-        #expect(closeDone && !pair.server.isActive)
+        let closeDone = NIOLockedValueBox(false)
+        closed.whenComplete { _ in closeDone.withLockedValue { $0 = true } }
+        #expect(closeDone.withLockedValue { $0 } && !pair.server.isActive)
     }
 
     @Test func wantReadInTheMiddleOfAWriteKeepsTheRestForAfterTheNextRead() throws {
@@ -361,16 +361,16 @@ import Testing
         pair.serverHandler.simulateWantReadAfter = 7
         let first = pair.server.writeAndFlush(ByteBuffer(string: "SIP/2.0 200 OK\r\n"))
         let second = pair.server.writeAndFlush(ByteBuffer(string: "Via: x\r\n"))
-        var done = [false, false]
-        first.whenSuccess { done[0] = true }
-        second.whenSuccess { done[1] = true }
+        let done = NIOLockedValueBox([false, false])
+        first.whenSuccess { done.withLockedValue { $0[0] = true } }
+        second.whenSuccess { done.withLockedValue { $0[1] = true } }
         pair.interact()
         #expect(pair.clientRecorder.text == "SIP/2.0", "only what OpenSSL took is sent")
-        #expect(done == [false, false], "the write is not complete yet")
+        #expect(done.withLockedValue { $0 } == [false, false], "the write is not complete yet")
         // The next read unblocks OpenSSL: the rest goes out, in order.
         pair.send(fromClient: "ping")
         #expect(pair.clientRecorder.text == "SIP/2.0 200 OK\r\nVia: x\r\n")
-        #expect(done == [true, true])
+        #expect(done.withLockedValue { $0 } == [true, true])
         #expect(pair.serverRecorder.text == "ping")
     }
 
@@ -379,11 +379,11 @@ import Testing
         try pair.connect()
         pair.serverHandler.simulateWantReadAfter = 3
         let w = pair.server.writeAndFlush(ByteBuffer(string: "REGISTER"))
-        var failed = false
-        w.whenFailure { _ in failed = true }
+        let failed = NIOLockedValueBox(false)
+        w.whenFailure { _ in failed.withLockedValue { $0 = true } }
         _ = pair.server.close()
         pair.interact()
-        #expect(failed)
+        #expect(failed.withLockedValue { $0 })
     }
 
     @Test func sniIsSentForNamesMadeOfHexLettersButNotForAddresses() {
