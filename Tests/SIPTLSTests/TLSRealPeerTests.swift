@@ -200,13 +200,7 @@ struct TLSTestServer {
         config.handshakeTimeout = .milliseconds(500)
         let server = try TLSTestServer(TLSContextStore(configuration: config))
         defer { server.stop() }
-        // A real ClientHello from our own client, cut in half.
-        let pair = try Pair(server: serverConfig(), client: clientConfig())
-        try pair.client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-        var hello = ByteBuffer()
-        for var b in pair.takeClientOutput() { hello.writeBuffer(&b) }
-        let half = hello.getBytes(at: hello.readerIndex, length: hello.readableBytes / 2) ?? []
-        let hex = half.map { String(format: "\\x%02x", $0) }.joined()
+        let hex = try Self.halfAClientHello()
         let started = Date()
         let (_, out) = try run("/bin/bash", ["-c", "exec 3<>/dev/tcp/127.0.0.1/\(server.port); printf '\(hex)' >&3; timeout 5 cat <&3 >/dev/null; echo closed"])
         let elapsed = Date().timeIntervalSince(started)
@@ -214,6 +208,20 @@ struct TLSTestServer {
         #expect(elapsed < 4, "the server closed the connection after its handshake timeout")
         try await Task.sleep(for: .milliseconds(100))
         #expect(ServerErrors.shared.all.contains { $0.contains("TLS handshake timed out") })
+    }
+}
+
+extension TLSRealPeerTests {
+    /// A real ClientHello from our own client, cut in half, as `\\xNN` text for printf. The
+    /// in-memory pair lives and dies here, on the thread that made it (EmbeddedChannel is
+    /// single-threaded; released after an `await` it would be closed from another thread).
+    static func halfAClientHello() throws -> String {
+        let pair = try Pair(server: serverConfig(), client: clientConfig())
+        try pair.client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        var hello = ByteBuffer()
+        for var b in pair.takeClientOutput() { hello.writeBuffer(&b) }
+        let half = hello.getBytes(at: hello.readerIndex, length: hello.readableBytes / 2) ?? []
+        return half.map { String(format: "\\x%02x", $0) }.joined()
     }
 }
 
