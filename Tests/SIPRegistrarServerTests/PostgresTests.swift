@@ -145,7 +145,7 @@ import Glibc
         #expect(waitUntil(20) { register("frank", on: a).hasPrefix("SIP/2.0 200") } != nil, "no recovery without a restart")
         let metrics = try http("GET", a.adminURL + "/metrics").body
         #expect(metrics.contains("sip_store_outages_total"))
-        #expect(a.errors.contains("PostgreSQL unreachable") && a.errors.contains("PostgreSQL reachable again"))
+        #expect(a.waitForLog("PostgreSQL unreachable") && a.waitForLog("PostgreSQL reachable again"), "\(a.errors)")
     }
 
     @Test func startUpProblemsNameTheStore() throws {

@@ -200,7 +200,7 @@ import Glibc
         #expect(try fails(["--users", "/no/such/users"]) == "sip-registrar: /no/such/users: cannot read the users file")
         let s = try ServerProcess.start()
         defer { s.stop() }
-        #expect(s.errors.contains("authentication is OFF"))
+        #expect(s.waitForLog("authentication is OFF"), "\(s.errors)")
     }
 }
 

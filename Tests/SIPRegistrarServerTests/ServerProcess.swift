@@ -75,6 +75,17 @@ final class ServerProcess: @unchecked Sendable {
     var output: String { lock.lock(); defer { lock.unlock() }; return stdoutText }
     var errors: String { lock.lock(); defer { lock.unlock() }; return stderrText }
 
+    /// Waits (bounded) until standard error holds `needle`: log lines are written by a
+    /// background queue in batches, a few milliseconds after the event.
+    func waitForLog(_ needle: String, timeout: TimeInterval = 5) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if errors.contains(needle) { return true }
+            usleep(10_000)
+        }
+        return errors.contains(needle)
+    }
+
     func waitForStart(timeout: TimeInterval = 20) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
