@@ -57,6 +57,30 @@ public enum ClientTransactionEvent: Sendable, Hashable {
     case transportError
 }
 
+/// The timers a transaction has running. Each start and stop becomes an action, and a
+/// timer that fires after it was stopped (or restarted) is recognised as stale.
+struct ArmedTimers: Sendable, Hashable {
+    private var running: Set<TransactionTimer> = []
+
+    mutating func start(_ t: TransactionTimer, after d: Duration, _ out: inout [TransactionAction]) {
+        running.insert(t)
+        out.append(.startTimer(t, after: d))
+    }
+
+    mutating func stop(_ t: TransactionTimer, _ out: inout [TransactionAction]) {
+        if running.remove(t) != nil { out.append(.stopTimer(t)) }
+    }
+
+    /// A timer fired: true when it was running (it is not any more), false when stale.
+    mutating func fired(_ t: TransactionTimer) -> Bool { running.remove(t) != nil }
+
+    /// Stops every running timer (the transaction ends).
+    mutating func stopAll(_ out: inout [TransactionAction]) {
+        for t in TransactionTimer.allCases where running.contains(t) { out.append(.stopTimer(t)) }
+        running.removeAll()
+    }
+}
+
 /// The INVITE client transaction (RFC 3261 17.1.1 with the Accepted state of RFC 6026).
 /// It acknowledges non-2xx final responses itself, hop by hop (17.1.1.3).
 public struct InviteClientTransaction: Sendable {
@@ -72,7 +96,7 @@ public struct InviteClientTransaction: Sendable {
     public private(set) var state: State = .calling
     var timerA: Duration
     var ack: SIPRequest?
-    var armed: Set<TransactionTimer> = []
+    var armed = ArmedTimers()
 
     /// A transaction for `request` over a reliable or unreliable transport.
     public init(request: SIPRequest, reliable: Bool, timers: ProxyTimerConfiguration = .init()) {
@@ -85,8 +109,8 @@ public struct InviteClientTransaction: Sendable {
     /// Sends the INVITE: Timer A on UDP, Timer B always (17.1.1.2).
     public mutating func start() -> [TransactionAction] {
         var out: [TransactionAction] = [.sendRequest(request)]
-        if !reliable { arm(.a, timerA, &out) }
-        arm(.b, timers.transactionTimeout, &out)
+        if !reliable { armed.start(.a, after: timerA, &out) }
+        armed.start(.b, after: timers.transactionTimeout, &out)
         return out
     }
 
@@ -95,13 +119,13 @@ public struct InviteClientTransaction: Sendable {
         var out: [TransactionAction] = []
         switch event {
         case .timerFired(let t):
-            guard armed.remove(t) != nil else { return [] }
+            guard armed.fired(t) else { return [] }
             switch (t, state) {
             case (.a, .calling):
                 // 17.1.1.2: retransmit, and double the interval (no T2 cap for INVITE).
                 timerA = timerA * 2
                 out.append(.sendRequest(request))
-                arm(.a, timerA, &out)
+                armed.start(.a, after: timerA, &out)
             case (.b, .calling):
                 out.append(.timedOut)
                 terminate(&out)
@@ -136,27 +160,27 @@ public struct InviteClientTransaction: Sendable {
             if code < 200 {
                 if state == .calling {
                     state = .proceeding
-                    disarm(.a, &out)
-                    disarm(.b, &out)
+                    armed.stop(.a, &out)
+                    armed.stop(.b, &out)
                 }
                 out.append(.deliver(r))
             } else if code < 300 {
                 // RFC 6026 7.2: Accepted; further 2xx pass up until Timer M.
                 state = .accepted
-                disarm(.a, &out)
-                disarm(.b, &out)
+                armed.stop(.a, &out)
+                armed.stop(.b, &out)
                 out.append(.deliver(r))
-                arm(.m, timers.transactionTimeout, &out)
+                armed.start(.m, after: timers.transactionTimeout, &out)
             } else {
                 state = .completed
-                disarm(.a, &out)
-                disarm(.b, &out)
+                armed.stop(.a, &out)
+                armed.stop(.b, &out)
                 let ack = HopByHopRequests.ack(for: request, response: r)
                 self.ack = ack
                 out.append(.sendRequest(ack))
                 out.append(.deliver(r))
                 // 17.1.1.2: Timer D at least 32 s on UDP, zero on reliable transports.
-                if reliable { terminate(&out) } else { arm(.d, .seconds(32), &out) }
+                if reliable { terminate(&out) } else { armed.start(.d, after: .seconds(32), &out) }
             }
         case .completed:
             // A retransmitted final response: ACK again, do not pass it up.
@@ -168,18 +192,8 @@ public struct InviteClientTransaction: Sendable {
         }
     }
 
-    private mutating func arm(_ t: TransactionTimer, _ d: Duration, _ out: inout [TransactionAction]) {
-        armed.insert(t)
-        out.append(.startTimer(t, after: d))
-    }
-
-    private mutating func disarm(_ t: TransactionTimer, _ out: inout [TransactionAction]) {
-        if armed.remove(t) != nil { out.append(.stopTimer(t)) }
-    }
-
     private mutating func terminate(_ out: inout [TransactionAction]) {
-        for t in TransactionTimer.allCases where armed.contains(t) { out.append(.stopTimer(t)) }
-        armed.removeAll()
+        armed.stopAll(&out)
         state = .terminated
         out.append(.terminated)
     }
@@ -198,7 +212,7 @@ public struct NonInviteClientTransaction: Sendable {
     /// The current state.
     public private(set) var state: State = .trying
     var timerE: Duration
-    var armed: Set<TransactionTimer> = []
+    var armed = ArmedTimers()
 
     /// A transaction for `request` over a reliable or unreliable transport.
     public init(request: SIPRequest, reliable: Bool, timers: ProxyTimerConfiguration = .init()) {
@@ -211,8 +225,8 @@ public struct NonInviteClientTransaction: Sendable {
     /// Sends the request: Timer E on UDP, Timer F always (17.1.2.2).
     public mutating func start() -> [TransactionAction] {
         var out: [TransactionAction] = [.sendRequest(request)]
-        if !reliable { arm(.e, timerE, &out) }
-        arm(.f, timers.transactionTimeout, &out)
+        if !reliable { armed.start(.e, after: timerE, &out) }
+        armed.start(.f, after: timers.transactionTimeout, &out)
         return out
     }
 
@@ -221,18 +235,18 @@ public struct NonInviteClientTransaction: Sendable {
         var out: [TransactionAction] = []
         switch event {
         case .timerFired(let t):
-            guard armed.remove(t) != nil else { return [] }
+            guard armed.fired(t) else { return [] }
             switch (t, state) {
             case (.e, .trying):
                 // 17.1.2.2: doubling, capped at T2.
                 timerE = min(timerE * 2, timers.t2)
                 out.append(.sendRequest(request))
-                arm(.e, timerE, &out)
+                armed.start(.e, after: timerE, &out)
             case (.e, .proceeding):
                 // In Proceeding the interval is T2.
                 timerE = timers.t2
                 out.append(.sendRequest(request))
-                arm(.e, timerE, &out)
+                armed.start(.e, after: timerE, &out)
             case (.f, .trying), (.f, .proceeding):
                 out.append(.timedOut)
                 terminate(&out)
@@ -252,11 +266,11 @@ public struct NonInviteClientTransaction: Sendable {
                 out.append(.deliver(r))
             } else {
                 state = .completed
-                disarm(.e, &out)
-                disarm(.f, &out)
+                armed.stop(.e, &out)
+                armed.stop(.f, &out)
                 out.append(.deliver(r))
                 // Timer K: T4 on UDP, zero on reliable transports.
-                if reliable { terminate(&out) } else { arm(.k, timers.t4, &out) }
+                if reliable { terminate(&out) } else { armed.start(.k, after: timers.t4, &out) }
             }
         }
         return out
@@ -270,18 +284,8 @@ public struct NonInviteClientTransaction: Sendable {
         return out
     }
 
-    private mutating func arm(_ t: TransactionTimer, _ d: Duration, _ out: inout [TransactionAction]) {
-        armed.insert(t)
-        out.append(.startTimer(t, after: d))
-    }
-
-    private mutating func disarm(_ t: TransactionTimer, _ out: inout [TransactionAction]) {
-        if armed.remove(t) != nil { out.append(.stopTimer(t)) }
-    }
-
     private mutating func terminate(_ out: inout [TransactionAction]) {
-        for t in TransactionTimer.allCases where armed.contains(t) { out.append(.stopTimer(t)) }
-        armed.removeAll()
+        armed.stopAll(&out)
         state = .terminated
         out.append(.terminated)
     }

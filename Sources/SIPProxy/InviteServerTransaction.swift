@@ -32,7 +32,7 @@ public struct InviteServerTransaction: Sendable {
     public private(set) var state: State = .proceeding
     var lastResponse: SIPResponse?
     var timerG: Duration
-    var armed: Set<TransactionTimer> = []
+    var armed = ArmedTimers()
 
     /// A transaction for the INVITE `request`.
     public init(request: SIPRequest, reliable: Bool, timers: ProxyTimerConfiguration = .init(), server: String? = nil) {
@@ -63,16 +63,16 @@ public struct InviteServerTransaction: Sendable {
         case .ack:
             guard state == .completed else { return [] }
             state = .confirmed
-            disarm(.g, &out)
-            disarm(.h, &out)
-            if reliable { terminate(&out) } else { arm(.i, timers.t4, &out) }
+            armed.stop(.g, &out)
+            armed.stop(.h, &out)
+            if reliable { terminate(&out) } else { armed.start(.i, after: timers.t4, &out) }
         case .timerFired(let t):
-            guard armed.remove(t) != nil else { return [] }
+            guard armed.fired(t) else { return [] }
             switch (t, state) {
             case (.g, .completed):
                 timerG = min(timerG * 2, timers.t2)
                 if let lastResponse { out.append(.sendResponse(lastResponse)) }
-                arm(.g, timerG, &out)
+                armed.start(.g, after: timerG, &out)
             case (.h, .completed):
                 out.append(.timedOut)
                 terminate(&out)
@@ -100,12 +100,12 @@ public struct InviteServerTransaction: Sendable {
                 // RFC 6026 8.5: Accepted; further 2xx from the core pass through until Timer L.
                 state = .accepted
                 lastResponse = nil
-                arm(.l, timers.transactionTimeout, &out)
+                armed.start(.l, after: timers.transactionTimeout, &out)
             } else {
                 state = .completed
                 lastResponse = r
-                if !reliable { arm(.g, timerG, &out) }
-                arm(.h, timers.transactionTimeout, &out)
+                if !reliable { armed.start(.g, after: timerG, &out) }
+                armed.start(.h, after: timers.transactionTimeout, &out)
             }
         case .accepted:
             if code / 100 == 2 { out.append(.sendResponse(r)) }
@@ -114,18 +114,8 @@ public struct InviteServerTransaction: Sendable {
         }
     }
 
-    private mutating func arm(_ t: TransactionTimer, _ d: Duration, _ out: inout [TransactionAction]) {
-        armed.insert(t)
-        out.append(.startTimer(t, after: d))
-    }
-
-    private mutating func disarm(_ t: TransactionTimer, _ out: inout [TransactionAction]) {
-        if armed.remove(t) != nil { out.append(.stopTimer(t)) }
-    }
-
     private mutating func terminate(_ out: inout [TransactionAction]) {
-        for t in TransactionTimer.allCases where armed.contains(t) { out.append(.stopTimer(t)) }
-        armed.removeAll()
+        armed.stopAll(&out)
         state = .terminated
         out.append(.terminated)
     }
