@@ -66,7 +66,8 @@ public enum SIPFraming {
             return .skip(bytes: skip)
         }
         // Find the empty line, from where the last search stopped.
-        var i = min(max(progress.scanned, 0), n)
+        let resumeAt = min(max(progress.scanned, 0), n)
+        var i = resumeAt
         var headBytes = -1
         let searchLimit = min(n, limits.maxMessageBytes)
         while i < searchLimit {
@@ -76,7 +77,7 @@ public enum SIPFraming {
             }
             i += 1
         }
-        WorkCounter.count(i - min(max(progress.scanned, 0), n))
+        WorkCounter.count(i - resumeAt)
         guard headBytes > 0 else {
             if n >= limits.maxMessageBytes { return .error(SIPParseError(.messageTooLarge(limit: limits.maxMessageBytes))) }
             // The last two bytes may start an empty line that the next read completes.

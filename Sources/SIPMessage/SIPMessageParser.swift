@@ -153,9 +153,6 @@ public struct SIPMessageParser: Sendable {
             while vs < end, ASCII.isWhitespace(p[vs]) { vs += 1 }
             var ve = end
             while ve > vs, ASCII.isWhitespace(p[ve - 1]) { ve -= 1 }
-            guard headers.count < limits.maxHeaderCount else {
-                throw SIPParseError(.tooManyHeaders(limit: limits.maxHeaderCount), partialHeaders: headers, isRequest: start.isRequest)
-            }
             let name = SIPHeaderName(bytes: UnsafeRawBufferPointer(rebasing: p[lineStart..<nameEnd]))
             headers.append(SIPHeaderField(name: name, value: sub(vs, ve)))
             lastValueStart = vs

@@ -119,17 +119,6 @@ public struct Binding: Sendable, Hashable {
         out += otherParameters
         return out
     }
-
-    /// Whether `other` names the same contact: the same instance (and reg-id) when an
-    /// instance is present (RFC 5626 6), else an equivalent URI (RFC 3261 19.1.4).
-    func sameContact(as key: ContactKey) -> Bool {
-        if let instance = key.instance {
-            return self.instance == instance && self.regID == key.regID
-        }
-        if uri == key.uriText { return true }
-        guard let theirs = key.uri, let mine = SIPURI(uri) else { return false }
-        return mine.isEquivalent(to: theirs)
-    }
 }
 
 /// How a contact in a REGISTER is matched against stored bindings.

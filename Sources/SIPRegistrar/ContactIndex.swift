@@ -4,8 +4,8 @@ import SIPMessage
 /// finding the binding a contact names costs a dictionary lookup, not a comparison with
 /// every stored binding (each of which used to parse the stored URI again).
 ///
-/// Matching is ``Binding/sameContact(as:)``'s: the same `+sip.instance` and `reg-id` when
-/// the contact has an instance (RFC 5626 6), else the same URI text or an equivalent URI
+/// A contact names a binding with the same `+sip.instance` and `reg-id` when the contact
+/// has an instance (RFC 5626 6), else one with the same URI text or an equivalent URI
 /// (RFC 3261 19.1.4). Each binding's URI is parsed once, when it enters the index.
 /// Removal leaves a hole, so positions stay valid; ``bindings`` drops the holes.
 struct ContactIndex {
@@ -14,6 +14,7 @@ struct ContactIndex {
     private var byText: [String: [Int]] = [:]
     private var byEquivalence: [String: [Int]] = [:]
     private var byInstance: [InstanceKey: [Int]] = [:]
+    /// Live bindings.
     private(set) var count = 0
 
     private struct InstanceKey: Hashable {
@@ -84,7 +85,4 @@ struct ContactIndex {
         count -= 1
         return b
     }
-
-    /// Live positions, in order.
-    var positions: [Int] { slots.indices.filter { slots[$0] != nil } }
 }

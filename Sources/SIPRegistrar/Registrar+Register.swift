@@ -220,7 +220,7 @@ extension Registrar {
             var addedNew = false
             // Each stored binding is parsed and keyed once; every contact is then found by lookup.
             let before = ContactIndex(current)
-            var index = ContactIndex(current)
+            var index = before  // copy on write: the bindings are parsed once
             let unsure = ContactIndex(s.unsureBindings(plan.aor, now: now))
             for u in updates {
                 // The CSeq rule compares with what was stored before this request.
