@@ -99,6 +99,21 @@ public enum SIPFraming {
 
     /// The Content-Length (or `l`) value in a head: nil when absent, -1 when malformed.
     static func contentLength(_ head: UnsafeRawBufferPointer) -> Int? {
+        guard let value = headerValue(head, name: "content-length", compact: UInt8(ascii: "l")) else { return nil }
+        guard !value.isEmpty, value.count <= 9 else { return -1 }
+        var v = 0
+        for j in value {
+            guard ASCII.isDigit(head[j]) else { return -1 }
+            v = v * 10 + Int(head[j] - 48)
+        }
+        return v
+    }
+
+    /// Where the value of the first header called `name` (lower case) or `compact` stands in
+    /// the head of a message, trimmed; nil when there is none before the empty line. A scan of
+    /// the raw bytes, for decisions taken before a message is parsed (framing, which event
+    /// loop a message goes to).
+    package static func headerValue(_ head: UnsafeRawBufferPointer, name: StaticString, compact: UInt8) -> Range<Int>? {
         let n = head.count
         var lineStart = 0
         // Skip the start line.
@@ -107,10 +122,11 @@ public enum SIPFraming {
         while lineStart < n {
             var lineEnd = lineStart
             while lineEnd < n, head[lineEnd] != ASCII.lf { lineEnd += 1 }
+            // The empty line ends the head.
+            if lineEnd == lineStart || (lineEnd == lineStart + 1 && head[lineStart] == ASCII.cr) { return nil }
             var nameEnd = lineStart
             while nameEnd < lineEnd, ASCII.isTokenChar(head[nameEnd]) { nameEnd += 1 }
-            let name = UnsafeRawBufferPointer(rebasing: head[lineStart..<nameEnd])
-            if isContentLength(name) {
+            if isName(UnsafeRawBufferPointer(rebasing: head[lineStart..<nameEnd]), name, compact) {
                 var k = nameEnd
                 while k < lineEnd, ASCII.isWhitespace(head[k]) { k += 1 }
                 if k < lineEnd, head[k] == ASCII.colon {
@@ -118,13 +134,7 @@ public enum SIPFraming {
                     while k < lineEnd, ASCII.isWhitespace(head[k]) { k += 1 }
                     var e = lineEnd
                     while e > k, head[e - 1] == ASCII.cr || ASCII.isWhitespace(head[e - 1]) { e -= 1 }
-                    guard e > k, e - k <= 9 else { return -1 }
-                    var v = 0
-                    for j in k..<e {
-                        guard ASCII.isDigit(head[j]) else { return -1 }
-                        v = v * 10 + Int(head[j] - 48)
-                    }
-                    return v
+                    return k..<e
                 }
             }
             lineStart = lineEnd + 1
@@ -132,12 +142,11 @@ public enum SIPFraming {
         return nil
     }
 
-    private static func isContentLength(_ name: UnsafeRawBufferPointer) -> Bool {
-        if name.count == 1 { return ASCII.lower(name[0]) == 108 }  // l
-        guard name.count == 14 else { return false }
-        let target: StaticString = "content-length"
-        return target.withUTF8Buffer { t in
-            for k in 0..<14 where ASCII.lower(name[k]) != t[k] { return false }
+    private static func isName(_ field: UnsafeRawBufferPointer, _ name: StaticString, _ compact: UInt8) -> Bool {
+        if field.count == 1 { return ASCII.lower(field[0]) == compact }
+        guard field.count == name.utf8CodeUnitCount else { return false }
+        return name.withUTF8Buffer { t in
+            for k in 0..<t.count where ASCII.lower(field[k]) != t[k] { return false }
             return true
         }
     }

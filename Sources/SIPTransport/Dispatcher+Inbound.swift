@@ -23,50 +23,13 @@ extension Dispatcher {
 
     /// FNV-1a of the first Call-ID (or compact `i`) header value in the head; nil when there is none.
     static func callIDHash(_ p: UnsafeRawBufferPointer) -> UInt64? {
-        let n = p.count
-        var lineStart = 0
-        // Skip the start line.
-        while lineStart < n, p[lineStart] != 10 { lineStart += 1 }
-        lineStart += 1
-        while lineStart < n {
-            var lineEnd = lineStart
-            while lineEnd < n, p[lineEnd] != 10 { lineEnd += 1 }
-            // The empty line ends the head.
-            if lineEnd == lineStart || (lineEnd == lineStart + 1 && p[lineStart] == 13) { return nil }
-            // "Call-ID" or the compact "i", any case, then optional whitespace and the colon.
-            var k = lineStart
-            let first = p[k] | 0x20
-            var matched = false
-            if first == 0x69 || first == 0x63 {  // i, c
-                k += 1
-                if first == 0x63 {
-                    // "all-id" after the c.
-                    let rest: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0x61, 0x6c, 0x6c, 0x2d, 0x69, 0x64)
-                    guard k + 6 <= lineEnd, p[k] | 0x20 == rest.0, p[k + 1] | 0x20 == rest.1, p[k + 2] | 0x20 == rest.2,
-                          p[k + 3] == rest.3, p[k + 4] | 0x20 == rest.4, p[k + 5] | 0x20 == rest.5 else {
-                        lineStart = lineEnd + 1
-                        continue
-                    }
-                    k += 6
-                }
-                while k < lineEnd, p[k] == 32 || p[k] == 9 { k += 1 }
-                matched = k < lineEnd && p[k] == 0x3a
-            }
-            if matched {
-                var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-                var e = lineEnd
-                while e > k, p[e - 1] == 13 || p[e - 1] == 32 || p[e - 1] == 9 { e -= 1 }
-                var s = k + 1
-                while s < e, p[s] == 32 || p[s] == 9 { s += 1 }
-                for i in s..<max(s, e) {
-                    hash ^= UInt64(p[i])
-                    hash = hash &* 0x100_0000_01b3
-                }
-                return hash
-            }
-            lineStart = lineEnd + 1
+        guard let value = SIPFraming.headerValue(p, name: "call-id", compact: UInt8(ascii: "i")) else { return nil }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for i in value {
+            hash ^= UInt64(p[i])
+            hash = hash &* 0x100_0000_01b3
         }
-        return nil
+        return hash
     }
 
     func process(_ bytes: ByteBuffer, source: SIPSource, loop: (any EventLoop)?) {
