@@ -106,9 +106,10 @@ let package = Package(
         .target(
             name: "SIPRegistrarServer",
             dependencies: [
-                "SIPMessage", "SIPRegistrar", "SIPTransport", "SIPTLS",
+                "SIPMessage", "SIPRegistrar", "SIPProxy", "SIPTransport", "SIPTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

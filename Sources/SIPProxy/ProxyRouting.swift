@@ -30,7 +30,8 @@ extension ValidatedRequest {
             return .forward(flow: flowToken(arrivedOn: source, codec: codec))
         }
         let remainingRoutes = request.headers.contains(.route)
-        if !remainingRoutes, identity.isUs(request.uri) { return .local }
+        // Addressed to this element: no user part (a user at our address is looked up, 16.5).
+        if !remainingRoutes, request.uri.user == nil, identity.isUs(request.uri) { return .local }
         if request.uri.isSIP, identity.servesDomain(request.uri.hostName), !remainingRoutes {
             return .lookUp(request.uri)
         }

@@ -52,6 +52,12 @@ public struct ProxyCompletion: Sendable, Hashable {
     public var statusCode: Int
     /// Why, in words, for the log: "answered", "cancelled by the caller", "best of 3 branches"...
     public var reason: String
+
+    /// Builds a completion.
+    public init(statusCode: Int, reason: String) {
+        self.statusCode = statusCode
+        self.reason = reason
+    }
 }
 
 /// What the host must do for the proxy.

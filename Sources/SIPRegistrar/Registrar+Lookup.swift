@@ -85,6 +85,9 @@ extension Registrar {
         return result
     }
 
+    /// Whether `host` is a domain this registrar serves (itself or a subdomain of a configured one).
+    public func servesDomain(_ host: String) -> Bool { domains.serves(host) }
+
     /// Every active binding of an AOR, any scheme (what the 200 OK lists).
     public func bindings(ofAOR aor: String) -> [Binding] {
         let now = clock.nowMilliseconds()
@@ -155,13 +158,13 @@ extension Registrar {
     // MARK: Requests other than REGISTER
 
     func route(_ request: SIPRequest, from source: SIPSource) -> SIPReceiveOutcome {
-        guard configuration.nonRegisterMode != .ignore, request.method != .ack, request.method != .cancel,
+        guard configuration.nonRegisterMode != .ignore, configuration.nonRegisterMode != .proxy, request.method != .ack, request.method != .cancel,
               request.uri.isSIP, domains.serves(request.uri.hostName), let aor = normalizedAOR(request.uri) else {
             return .pass
         }
         let targets = lookup(request.uri)
         switch configuration.nonRegisterMode {
-        case .ignore:
+        case .ignore, .proxy:
             return .pass
         case .rewrite:
             guard let first = targets.first, let uri = SIPURI(first.uri) else { return .pass }

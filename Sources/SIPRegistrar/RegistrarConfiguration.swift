@@ -8,6 +8,10 @@ public enum NonRegisterMode: String, Sendable, Hashable, CaseIterable {
     case redirect
     /// Leave every non-REGISTER request to the next receiver.
     case ignore
+    /// Leave them to the proxy behind the receive chain (RFC 3261 16), which looks the
+    /// targets up through the registrar and forwards over the registered flows. To the
+    /// registrar itself this is ``ignore``; the server installs the proxy.
+    case proxy
 }
 
 /// The registrar's settings, validated at construction. Defaults are Net::SIP's

@@ -148,7 +148,7 @@ public enum ConfigurationLoader {
                         c.domains = seq.compactMap(\.string)
                     case "non_register":
                         guard let mode = NonRegisterMode(rawValue: rv.string ?? "") else {
-                            throw fail(rv, "registrar.non_register must be redirect, rewrite or ignore")
+                            throw fail(rv, "registrar.non_register must be proxy, redirect, rewrite or ignore")
                         }
                         c.nonRegister = mode
                     default:

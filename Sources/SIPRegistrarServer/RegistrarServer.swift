@@ -147,6 +147,10 @@ public final class RegistrarServer: Sendable {
             await dispatcher.shutdown()
             throw error
         }
+        if config.nonRegister == .proxy {
+            // Requests for registered users are proxied over their flows (RFC 3261 16).
+            dispatcher.setForwarder(makeProxy(dispatcher: dispatcher, registrar: registrar, secret: secret, metrics: metrics))
+        }
 
         // Logged only now, so that a start-up failure is the single line a user sees.
         logger.info("bindings loaded", metadata: ["store": "\(config.store)", "sip.bindings": "\(loaded)"])

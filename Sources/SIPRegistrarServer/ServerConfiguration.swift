@@ -132,7 +132,7 @@ public struct ServerConfiguration: Sendable, Hashable {
         udp: [ListenAddress(host: "::", port: 5060)], tcp: [ListenAddress(host: "::", port: 5060)],
         tls: [ListenAddress(host: "::", port: 5061)], certificate: .auto, keyPassphrase: nil, ca: nil,
         clientCertificates: .none, domains: [], minExpires: 60, maxExpires: 3600, defaultExpires: 3600, maxContacts: 10,
-        nonRegister: .redirect, store: .sqlite(path: "data/registrar.sqlite"), admin: ListenAddress(host: "127.0.0.1", port: 8060),
+        nonRegister: .proxy, store: .sqlite(path: "data/registrar.sqlite"), admin: ListenAddress(host: "127.0.0.1", port: 8060),
         logLevel: "info")
 
     public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]

@@ -44,6 +44,7 @@ extension Dispatcher {
         }
         switch message {
         case .response(let response):
+            if let forwarder, forwarder.receive(response, from: source) { return }
             clientTransactions.receive(response)
         case .request(var request):
             notify(.requestReceived(request.method, source.transport))
@@ -62,7 +63,11 @@ extension Dispatcher {
             if request.method == .ack {
                 // ACK has no response and no transaction of its own (non-2xx ACKs are hop-by-hop).
                 let ack = request
-                spawn(on: loop) { _ = await self.runChain(ack, source: source) }
+                spawn(on: loop) {
+                    let outcome = await self.runChain(ack, source: source)
+                    _ = self.offerToForwarder(ack, outcome: outcome, upstream: SIPUpstream(dispatcher: self, key: nil, topVia: topVia,
+                                                                                          source: source, sink: true))
+                }
                 return
             }
             let key = ServerTransactions.key(for: request, topVia: topVia)
@@ -79,11 +84,15 @@ extension Dispatcher {
                     return
                 }
             }
-            stripOwnRoute(&request, source: source)
+            // A forwarder reads our Route values itself (their flow tokens route in-dialog requests).
+            if forwarder == nil || request.method == .register { stripOwnRoute(&request, source: source) }
             let toAnswer = request
             spawn(on: loop) {
                 let request = toAnswer
-                guard let response = await self.answer(request, source: source) else {
+                let outcome = await self.runChain(request, source: source)
+                let upstream = SIPUpstream(dispatcher: self, key: key, topVia: topVia, source: source, sink: false)
+                if self.offerToForwarder(request, outcome: outcome, upstream: upstream) { return }
+                guard let response = self.answer(request, outcome: outcome) else {
                     // Dropped on purpose (abuse control): forget the transaction so nothing is cached.
                     if let key { self.transactions.abandon(key) }
                     return
@@ -99,10 +108,24 @@ extension Dispatcher {
         }
     }
 
-    /// Runs the receive chain; a request nobody answers gets the dispatcher's own answer.
-    /// Nil when a receiver dropped the request.
-    func answer(_ request: SIPRequest, source: SIPSource) async -> SIPResponse? {
-        switch await runChain(request, source: source) {
+    /// Hands a request the chain did not answer to the forwarder; true when it took it over.
+    func offerToForwarder(_ request: SIPRequest, outcome: SIPReceiveOutcome, upstream: SIPUpstream) -> Bool {
+        guard let forwarder else { return false }
+        switch outcome {
+        case .pass:
+            return forwarder.forward(request, from: upstream.source, upstream: upstream)
+        case .forward(let rewritten, let enriched):
+            let up = SIPUpstream(dispatcher: self, key: upstream.key, topVia: upstream.topVia, source: enriched, sink: upstream.sink)
+            return forwarder.forward(rewritten, from: enriched, upstream: up)
+        case .respond, .discard:
+            return false
+        }
+    }
+
+    /// The answer to a request after the receive chain; a request nobody answers gets the
+    /// dispatcher's own answer. Nil when a receiver dropped the request.
+    func answer(_ request: SIPRequest, outcome: SIPReceiveOutcome) -> SIPResponse? {
+        switch outcome {
         case .respond(let response):
             return response
         case .discard:

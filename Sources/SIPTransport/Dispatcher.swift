@@ -34,6 +34,7 @@ public final class Dispatcher: SIPTimerScheduler, Sendable {
     /// The group's loops, in a fixed order: a request is processed on the one its Call-ID hashes to.
     let loops: [any EventLoop]
     private let defaultClientContext = NIOLockedValueBox<TLSContext?>(nil)
+    let forwarderBox = NIOLockedValueBox<(any SIPForwarder)?>(nil)
 
     struct Legs: Sendable {
         var udp: [UDPLeg] = []

@@ -12,7 +12,8 @@ final class ServerTransactions: Sendable {
     }
 
     enum State: Sendable {
-        case proceeding
+        /// Being processed; a forwarded request remembers its latest provisional response.
+        case proceeding([UInt8]?)
         case completed([UInt8])
     }
 
@@ -62,12 +63,14 @@ final class ServerTransactions: Sendable {
             purge(&s, now: now)
             if let e = s.entries[key] {
                 switch e.state {
-                case .proceeding: return .absorb
+                case .proceeding(nil): return .absorb
+                // RFC 3261 17.2.1: a retransmitted INVITE gets the latest provisional response again.
+                case .proceeding(let bytes?): return .resend(bytes)
                 case .completed(let bytes): return .resend(bytes)
                 }
             }
             guard s.entries.count < capacity else { return .new }  // full: process without remembering
-            s.entries[key] = Entry(state: .proceeding, expiresAt: .max)
+            s.entries[key] = Entry(state: .proceeding(nil), expiresAt: .max)
             return .new
         }
     }
@@ -85,6 +88,14 @@ final class ServerTransactions: Sendable {
             let at = now + j
             s.entries[key] = Entry(state: .completed(response), expiresAt: at)
             s.expiryQueue.append((at, key))
+        }
+    }
+
+    /// Remembers the latest provisional response of a transaction still in progress.
+    func provisional(_ key: Key, response: [UInt8]) {
+        storage.withLockedValue { s in
+            guard case .proceeding? = s.entries[key]?.state else { return }
+            s.entries[key]?.state = .proceeding(response)
         }
     }
 
