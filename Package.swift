@@ -134,7 +134,7 @@ let package = Package(
         .testTarget(
             name: "SIPRegistrarServerTests",
             dependencies: ["SIPRegistrarServer", "SIPRegistrar", "SIPMessage", "SIPTLS", "sip-registrar"],
-            exclude: ["netsip"],
+            exclude: ["netsip", "proxy"],
             swiftSettings: strictSettings
         ),
 

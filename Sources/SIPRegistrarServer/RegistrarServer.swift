@@ -118,6 +118,7 @@ public final class RegistrarServer: Sendable {
             // Each nonce names the node that issued it; nodes sharing auth.secret_file answer each other's stale=true.
             var nodeAuthConfig = authConfig
             nodeAuthConfig.nodeName = config.nodeName ?? Self.defaultNodeName()
+            nodeAuthConfig.challengesAsProxy = config.nonRegister == .proxy
             authenticator = try Authenticator(configuration: nodeAuthConfig, users: users, hashing: OpenSSLDigestHashing(), secret: secret,
                                               domains: config.domains, clock: clock,
                                               serverHeader: "sip-registrar/\(SIPRegistrarVersion.current)",

@@ -54,6 +54,12 @@ public struct AuthenticationConfiguration: Sendable, Hashable {
     public var trustedSources: IPAddressSet
     /// What a source over a limit gets.
     public var limitAction: LimitAction
+    /// The server proxies requests other than REGISTER (RFC 3261 22.3): they are challenged
+    /// with `407` and `Proxy-Authenticate`, and only when their From is in a served domain
+    /// (a call from another domain to a local user is let through, as an incoming call); a
+    /// request inside a dialog is not challenged (the proxy forwards it only along its own
+    /// signed Record-Route). Off: a `401` challenge by the Request-URI's domain, as a UAS.
+    public var challengesAsProxy = false
     /// At most this many digest nonces are tracked for replay protection; older ones are then refused as stale.
     public var maxTrackedNonces: Int
     /// Users whose recent good sources are remembered (least recently authenticated forgotten first);

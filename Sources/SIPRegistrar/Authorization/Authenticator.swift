@@ -145,14 +145,22 @@ public final class Authenticator: SIPReceiver {
         } else {
             // Requests to the server itself (OPTIONS pings) and from trusted proxies are not challenged.
             if request.uri.user == nil || configuration.trustedSources.contains(ip) { return .pass }
-            if let from = try? request.headers.from, from.uri.isSIP, domains.serves(from.uri.hostName) {
+            if configuration.challengesAsProxy {
+                // RFC 3261 22.3: a proxy challenges its own users' requests; calls from elsewhere to
+                // a local user, and requests inside a dialog, go on unchallenged.
+                if ((try? request.headers.to) ?? nil)?.tag != nil { return .pass }
+                guard let from = try? request.headers.from, from.uri.isSIP, domains.serves(from.uri.hostName) else { return .pass }
+                domain = from.uri.hostName
+                aor = normalizedAOR(from.uri)
+            } else if let from = try? request.headers.from, from.uri.isSIP, domains.serves(from.uri.hostName) {
                 domain = from.uri.hostName
             } else {
                 domain = request.uri.hostName
             }
         }
         let realm = configuration.realm ?? domain
-        let mode = configuration.mode(for: isRegister ? domain : request.uri.hostName)
+        let proxy = !isRegister && configuration.challengesAsProxy
+        let mode = configuration.mode(for: isRegister || proxy ? domain : request.uri.hostName)
         if mode == .off { return .pass }
 
         // A verified client certificate naming the address of record (RFC 5922 style subjectAltName URI).
@@ -180,7 +188,8 @@ public final class Authenticator: SIPReceiver {
     // MARK: Digest
 
     func digest(_ request: SIPRequest, source: SIPSource, realm: String, aor: String?, exempt: Bool, now: Int64) -> SIPReceiveOutcome {
-        let fields = (try? request.headers.authorization) ?? []
+        let proxy = request.method != .register && configuration.challengesAsProxy
+        let fields = (try? (proxy ? request.headers.proxyAuthorization : request.headers.authorization)) ?? []
         guard let credentials = fields.first(where: {
             $0.scheme.lowercased() == "digest" && ($0["realm"] ?? "").lowercased() == realm
         }) else {
@@ -247,7 +256,8 @@ public final class Authenticator: SIPReceiver {
 
         if let aor, !user.owns(aor: aor) {
             observer?(.failed(.notOwner, user: user.aor, realm: realm, source: source.remoteAddress))
-            return respond(request, status: 403, reason: "Not Allowed To Register This Address")
+            return respond(request, status: 403, reason: proxy ? "From Does Not Match The Credentials"
+                                                                : "Not Allowed To Register This Address")
         }
         return accept(request, source: source, identity: user.aor, method: .digest)
     }
@@ -312,13 +322,15 @@ public final class Authenticator: SIPReceiver {
     /// 401 with one challenge per algorithm (RFC 8760 4: SHA-256 first), a fresh nonce each time.
     func challenge(_ request: SIPRequest, realm: String, stale: Bool, now: Int64) -> SIPReceiveOutcome {
         observer?(.challenged(realm: realm, stale: stale))
-        var r = SIPResponse(to: request, statusCode: 401, toTag: SIPResponse.randomTag(), server: serverHeader)
+        // RFC 3261 22.3: a proxy's challenge is 407 with Proxy-Authenticate.
+        let proxy = request.method != .register && configuration.challengesAsProxy
+        var r = SIPResponse(to: request, statusCode: proxy ? 407 : 401, toTag: SIPResponse.randomTag(), server: serverHeader)
         let quotedRealm = realm.replacingQuotes()
         for algorithm in configuration.algorithms {
             let nonce = nonces.make(realm: realm, now: now)
             var value = "Digest realm=\"\(quotedRealm)\", nonce=\"\(nonce)\", algorithm=\(algorithm.rawValue), qop=\"auth\""
             if stale { value += ", stale=true" }
-            r.headers.add(.wwwAuthenticate, value)
+            r.headers.add(proxy ? .proxyAuthenticate : .wwwAuthenticate, value)
         }
         return .respond(r)
     }

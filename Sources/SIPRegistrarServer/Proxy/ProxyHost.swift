@@ -112,6 +112,14 @@ final class ProxyHost: SIPForwarder {
         case .forward(let v):
             validated = v
         }
+        // A request inside a dialog is forwarded only along a Record-Route we signed: anything
+        // else would let an unauthenticated request claim to be in a dialog with a local user.
+        if ((try? request.headers.to) ?? nil)?.tag != nil, !validated.isInOurDialog(codec: codec),
+           validated.route(arrivedOn: source, identity: identity, codec: codec, server: server) != .local {
+            upstream.send(SIPResponse(to: request, statusCode: 481, reasonPhrase: "Dialog Not Known Here",
+                                      toTag: nil, server: server))
+            return true
+        }
         var targets: [ProxyTarget]
         var kind = TargetKind.location
         switch validated.route(arrivedOn: source, identity: identity, codec: codec, server: server) {
@@ -258,11 +266,8 @@ final class ProxyHost: SIPForwarder {
         case .forward(let flow):
             target = validated.dialogTarget(flow: flow)
             kind = flow == nil ? .requestURI : .flowToken
-        case .lookUp(let uri):
-            guard case .targets(let list) = location.targets(for: uri), let first = list.first else { return }
-            target = first
-            kind = .location
-        case .local, .reject:
+        case .lookUp, .local, .reject:
+            // Not in a dialog we Record-Routed: an ACK there is not ours to forward.
             return
         }
         let secure = validated.request.uri.isSIPS || validated.receivedURI.isSIPS
