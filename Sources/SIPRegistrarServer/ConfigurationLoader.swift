@@ -24,6 +24,7 @@ public struct ConfigurationOverrides: Sendable {
     public var logLevel: String?
     public var auth: String?
     public var users: String?
+    public var advertise: String?
 
     public init() {}
 }
@@ -31,6 +32,15 @@ public struct ConfigurationOverrides: Sendable {
 /// Builds the configuration: built-in defaults < config file < environment
 /// (`SIP_REGISTRAR_…`) < flags. Listener flags replace the configured list.
 public enum ConfigurationLoader {
+    /// A DNS name or an IP address (IPv6 with or without brackets): what may stand in a Via sent-by.
+    static func isHostName(_ text: String) -> Bool {
+        var t = Substring(text)
+        if t.hasPrefix("["), t.hasSuffix("]") { t = t.dropFirst().dropLast() }
+        guard !t.isEmpty, t.utf8.count <= 253 else { return false }
+        if t.contains(":") { return t.allSatisfy { $0.isHexDigit || $0 == ":" || $0 == "." } }
+        return t.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") }
+    }
+
     /// The keys the file may hold, by section.
     static let schema: [String: Set<String>] = [
         "": ["listen", "tls", "registrar", "store", "store_password_file", "store_sync", "node_name", "admin", "admin_token_file",
@@ -39,7 +49,7 @@ public enum ConfigurationLoader {
         "limits": ["failed_auth_per_source", "failed_auth_per_user", "failed_auth_window", "block_seconds",
                    "registers_per_source", "connections_per_source", "tls_handshakes_per_source", "exempt", "action",
                    "max_bindings", "max_aors"],
-        "listen": ["udp", "tcp", "tls", "spread"],
+        "listen": ["udp", "tcp", "tls", "spread", "advertise"],
         "tls": ["certificate", "key", "key_passphrase", "ca", "client_certificates"],
         "registrar": ["domains", "min_expires", "max_expires", "default_expires", "max_contacts", "non_register"],
     ]
@@ -94,6 +104,12 @@ public enum ConfigurationLoader {
                 for (lk, lv) in m {
                     guard let name = lk.string, schema["listen"]!.contains(name) else {
                         throw fail(lk, "unknown key 'listen.\(lk.string ?? "?")'")
+                    }
+                    if name == "advertise" {
+                        let text = lv.string ?? ""
+                        guard Self.isHostName(text) else { throw fail(lv, "listen.advertise must be a host name or an IP address") }
+                        c.advertise = text
+                        continue
                     }
                     if name == "spread" {
                         guard let b = lv.bool else { throw fail(lv, "listen.spread must be true or false") }
@@ -342,6 +358,7 @@ public enum ConfigurationLoader {
         o.logLevel = env["SIP_REGISTRAR_LOG_LEVEL"]
         o.auth = env["SIP_REGISTRAR_AUTH"]
         o.users = env["SIP_REGISTRAR_USERS"]
+        o.advertise = env["SIP_REGISTRAR_ADVERTISE"]
         if let p = env["SIP_REGISTRAR_KEY_PASSPHRASE"] { c.keyPassphrase = p }
         if let n = env["SIP_REGISTRAR_NODE"], !n.isEmpty { c.nodeName = n }
         if let f = env["SIP_REGISTRAR_STORE_PASSWORD_FILE"], !f.isEmpty { c.storePasswordFile = f }
@@ -384,6 +401,10 @@ public enum ConfigurationLoader {
         case ("auto"?, nil): c.certificate = .auto
         case (_?, nil): throw ConfigurationError("\(name("cert")) needs \(name("key"))")
         case (nil, _?): throw ConfigurationError("\(name("key")) needs \(name("cert"))")
+        }
+        if let a = o.advertise {
+            guard isHostName(a) else { throw ConfigurationError("\(name("advertise")) must be a host name or an IP address (got '\(a)')") }
+            c.advertise = a
         }
         if let ca = o.ca { c.ca = ca }
         if let m = o.clientCerts {

@@ -102,6 +102,7 @@ public final class RegistrarServer: Sendable {
         transportConfig.maxTLSHandshakesPerIPPerSecond = security.tlsHandshakesPerSource
         transportConfig.limitExemptions = authConfig.exemptSources
         transportConfig.spreadAcrossLoops = config.spreadAcrossLoops
+        if let a = config.advertise { transportConfig.localNames = [a.hasPrefix("[") ? String(a.dropFirst().dropLast()) : a] }
         var transportLogger = logger
         transportLogger[metadataKey: "component"] = "transport"
         let dispatcher = Dispatcher(configuration: transportConfig, logger: transportLogger)

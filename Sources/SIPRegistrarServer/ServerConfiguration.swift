@@ -89,6 +89,10 @@ public struct ServerConfiguration: Sendable, Hashable {
     public var tls: [ListenAddress]
     /// `listen.spread`: process one peer's requests on every event loop (see `TransportConfiguration`).
     public var spreadAcrossLoops = false
+    /// The host name or address peers reach this server at (`listen.advertise`), written in the
+    /// proxy's Via and Record-Route; nil: the listener's address, or for a wildcard listener the
+    /// interface address towards the peer.
+    public var advertise: String?
     public var certificate: CertificateSpec
     public var keyPassphrase: String?
     public var ca: String?

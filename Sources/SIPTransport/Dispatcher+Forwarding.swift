@@ -90,17 +90,45 @@ extension Dispatcher {
         return f.id
     }
 
-    /// The address and port peers reach this server at over `transport` (its Via sent-by
-    /// and Record-Route host): the first configured local name, else the listener's own
-    /// address, else `fallbackHost` (the address a request arrived at) for a wildcard
-    /// listener. Nil when there is no leg of that transport.
-    public func advertisedLeg(_ transport: SIPTransportProtocol, fallbackHost: String?) -> (host: String, port: Int)? {
+    /// The address and port a peer reaches this server at over `transport` (our Via sent-by
+    /// and Record-Route host on that side): the first configured local name; else the
+    /// listener's own address; for a wildcard listener, the local address the peer's
+    /// connection arrived at (`local`), loopback for a loopback peer, else the first
+    /// interface address of the peer's family. Nil when there is no leg of that transport.
+    public func advertisedLeg(_ transport: SIPTransportProtocol, peer: String, local: String? = nil) -> (host: String, port: Int)? {
         guard let listener = listeners.first(where: { $0.transport == transport }), let port = listener.address.port else {
             return nil
         }
         if let name = configuration.localNames.first { return (name, port) }
-        if let ip = listener.address.ipAddress, ip != "0.0.0.0", ip != "::" { return (ip, port) }
-        return (fallbackHost ?? "127.0.0.1", port)
+        if let ip = listener.address.ipAddress, !Self.isWildcard(ip) { return (Self.unmapped(ip), port) }
+        if let local, !Self.isWildcard(local) { return (Self.unmapped(local), port) }
+        let p = Self.unmapped(peer)
+        let v6 = p.contains(":")
+        if p == "::1" || p.hasPrefix("127.") { return (v6 ? "::1" : "127.0.0.1", port) }
+        if let own = interfaceAddresses.first(where: { $0.contains(":") == v6 && !$0.hasPrefix("127.") && $0 != "::1"
+            && !$0.lowercased().hasPrefix("fe80") }) {
+            return (own, port)
+        }
+        return (v6 ? "::1" : "127.0.0.1", port)
+    }
+
+    static func isWildcard(_ ip: String) -> Bool { ip == "0.0.0.0" || ip == "::" }
+
+    /// An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`, what a dual-stack socket reports)
+    /// as the IPv4 address it stands for; anything else unchanged.
+    public static func unmapped(_ ip: String) -> String {
+        let lower = ip.lowercased()
+        guard lower.hasPrefix("::ffff:"), lower.dropFirst(7).contains(".") else { return ip }
+        return String(ip.dropFirst(7))
+    }
+
+    /// A UDP destination as the leg's socket family wants it: an IPv4 address is written
+    /// IPv4-mapped for a dual-stack (IPv6) socket.
+    func udpAddress(_ host: String, _ port: Int, for leg: UDPLeg) throws -> SocketAddress {
+        if leg.localAddress.protocol == .inet6, !host.contains(":") {
+            return try SocketAddress(ipAddress: "::ffff:" + host, port: port)
+        }
+        return try SocketAddress(ipAddress: host, port: port)
     }
 
     /// The transports this dispatcher has legs for.
@@ -134,7 +162,7 @@ extension Dispatcher {
             f.channel.writeAndFlush(f.channel.allocator.buffer(bytes: request.serialized()), promise: nil)
         case .udp(let host, let port):
             guard let leg = udpLeg(localPort: nil) else { throw .unreachable("no UDP leg") }
-            guard let address = try? SocketAddress(ipAddress: host, port: port) else {
+            guard let address = try? udpAddress(host, port, for: leg) else {
                 throw .unreachable("UDP \(SIPSource.hostPort(host, port)): not an IP address")
             }
             leg.send(request.serialized(), to: address)
@@ -164,7 +192,7 @@ extension Dispatcher {
             f.channel.writeAndFlush(f.channel.allocator.buffer(bytes: wire), promise: nil)
             return
         }
-        guard let leg = udpLeg(localPort: nil), let address = try? SocketAddress(ipAddress: host, port: port) else {
+        guard let leg = udpLeg(localPort: nil), let address = try? udpAddress(host, port, for: leg) else {
             count(.responsesUnroutable)
             return
         }

@@ -35,6 +35,8 @@ public final class Dispatcher: SIPTimerScheduler, Sendable {
     let loops: [any EventLoop]
     private let defaultClientContext = NIOLockedValueBox<TLSContext?>(nil)
     let forwarderBox = NIOLockedValueBox<(any SIPForwarder)?>(nil)
+    /// This host's interface addresses (IPv4-mapped ones unmapped), read once at start.
+    public let interfaceAddresses: [String]
 
     struct Legs: Sendable {
         var udp: [UDPLeg] = []
@@ -62,6 +64,7 @@ public final class Dispatcher: SIPTimerScheduler, Sendable {
         }
         self.executors = executors
         self.loops = loops
+        self.interfaceAddresses = ((try? System.enumerateDevices()) ?? []).compactMap { $0.address?.ipAddress.map(Self.unmapped) }
         self.parser = SIPMessageParser(limits: configuration.parserLimits)
         self.transactions = ServerTransactions(capacity: configuration.maxServerTransactions)
         self.handshakeRate = WindowLimiter(policy: .init(limit: configuration.maxTLSHandshakesPerIPPerSecond,

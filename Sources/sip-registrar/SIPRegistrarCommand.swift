@@ -61,6 +61,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Authentication: off, digest, certificate or digest-or-certificate (default: digest with --users, else off).")
     var auth: String?
     @Option(help: "Users file for digest authentication (sip-registrar passwd writes it).") var users: String?
+    @Option(help: "Host name or address peers reach this server at (the proxy's Via and Record-Route).") var advertise: String?
 
     func run() async throws {
         var o = ConfigurationOverrides()
@@ -78,6 +79,7 @@ struct Serve: AsyncParsableCommand {
         o.admin = admin
         o.logLevel = logLevel
         o.auth = auth
+        o.advertise = advertise
         o.users = users
         var file = config
         if file == nil, FileManager.default.fileExists(atPath: "config/registrar.yaml") { file = "config/registrar.yaml" }

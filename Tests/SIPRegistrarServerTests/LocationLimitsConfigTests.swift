@@ -46,3 +46,48 @@ import Testing
         }
     }
 }
+
+/// The proxy is the default for requests other than REGISTER; `listen.advertise` names us.
+@Suite struct ProxyConfigTests {
+    func load(_ yaml: String, env: [String: String] = [:], overrides: ConfigurationOverrides = .init()) throws(ConfigurationError)
+        -> ServerConfiguration {
+        let path = NSTemporaryDirectory() + "sipreg-\(UUID().uuidString).yaml"
+        try? yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        return try ConfigurationLoader.load(file: path, environment: env, overrides: overrides)
+    }
+
+    @Test func proxyIsTheDefaultAndTheOtherModesStay() throws {
+        #expect(try load("log_level: info\n").nonRegister == .proxy)
+        for mode in ["redirect", "rewrite", "ignore", "proxy"] {
+            #expect(try load("registrar:\n  non_register: \(mode)\n").nonRegister.rawValue == mode)
+        }
+        do {
+            _ = try load("registrar:\n  non_register: relay\n")
+            Issue.record("accepted an unknown mode")
+        } catch {
+            #expect(error.description.hasSuffix(":2: registrar.non_register must be proxy, redirect, rewrite or ignore"), "\(error)")
+        }
+    }
+
+    @Test func advertiseFromFileEnvironmentAndFlag() throws {
+        #expect(try load("log_level: info\n").advertise == nil)
+        #expect(try load("listen:\n  advertise: sip.example.com\n").advertise == "sip.example.com")
+        #expect(try load("", env: ["SIP_REGISTRAR_ADVERTISE": "[2001:db8::1]"]).advertise == "[2001:db8::1]")
+        var o = ConfigurationOverrides()
+        o.advertise = "198.51.100.7"
+        #expect(try load("listen:\n  advertise: sip.example.com\n", overrides: o).advertise == "198.51.100.7")
+        do {
+            _ = try load("listen:\n  advertise: \"bad host\"\n")
+            Issue.record("accepted a host with a space")
+        } catch {
+            #expect(error.description.hasSuffix(":2: listen.advertise must be a host name or an IP address"), "\(error)")
+        }
+        o.advertise = "a;b"
+        do {
+            _ = try load("", overrides: o)
+            Issue.record("accepted a host with a semicolon")
+        } catch {
+            #expect(error.description.contains("--advertise must be a host name or an IP address"), "\(error)")
+        }
+    }
+}

@@ -218,8 +218,9 @@ final class ProxyHost: SIPForwarder {
             target.sourcePort = hop.port
         }
         guard dispatcher.legTransports.contains(target.transport),
-              let out = dispatcher.advertisedLeg(target.transport, fallbackHost: source.localHost),
-              let inbound = dispatcher.advertisedLeg(source.transport, fallbackHost: source.localHost) else { return nil }
+              let out = dispatcher.advertisedLeg(target.transport, peer: target.sourceHost),
+              let inbound = dispatcher.advertisedLeg(source.transport, peer: source.remoteHost,
+                                                     local: source.transport.isReliable ? source.localHost : nil) else { return nil }
         let outLeg = ProxyLeg(transport: target.transport, host: out.host, port: out.port)
         let inLeg = ProxyLeg(transport: source.transport, host: inbound.host, port: inbound.port)
         var plan: RecordRoutePlan?

@@ -19,9 +19,7 @@ extension RegistrarServer {
         for (_, address) in dispatcher.listeners {
             if let ip = address.ipAddress, ip != "0.0.0.0", ip != "::" { hosts.insert(ip) }
         }
-        if let devices = try? System.enumerateDevices() {
-            for d in devices { if let ip = d.address?.ipAddress { hosts.insert(ip) } }
-        }
+        for ip in dispatcher.interfaceAddresses { hosts.insert(ip) }
         let ports = Set(dispatcher.listeners.compactMap { $0.address.port })
         let identity = ProxyIdentity(hosts: hosts, ports: ports) { registrar.servesDomain($0) }
         // A key of its own for the flow tokens, derived from the node secret (shared by the nodes
