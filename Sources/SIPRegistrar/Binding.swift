@@ -53,11 +53,15 @@ public struct Binding: Sendable, Hashable {
     /// With a store shared by several registrar nodes: the node that wrote the binding and
     /// holds its connection (`flowID` is that node's). Nil for a binding made here.
     public var node: String?
+    /// For a binding another node holds (`node`): the id of its connection on that node, which
+    /// a request forwarded there names (issue "Several nodes, one truth"). Never one of ours.
+    public var remoteFlowID: UInt64?
 
     public init(aor: String, uri: String, scheme: ContactScheme, q: Int? = nil, expiresAt: Int64, updatedAt: Int64,
                 callID: String, cseq: UInt32, instance: String? = nil, regID: Int? = nil, otherParameters: String = "",
                 path: [String] = [], userAgent: String? = nil, transport: SIPTransportProtocol, sourceHost: String,
-                sourcePort: Int, flowID: UInt64? = nil, tlsIdentity: String? = nil, node: String? = nil) {
+                sourcePort: Int, flowID: UInt64? = nil, tlsIdentity: String? = nil, node: String? = nil,
+                remoteFlowID: UInt64? = nil) {
         self.aor = aor
         self.uri = uri
         self.scheme = scheme
@@ -77,6 +81,7 @@ public struct Binding: Sendable, Hashable {
         self.flowID = flowID
         self.tlsIdentity = tlsIdentity
         self.node = node
+        self.remoteFlowID = remoteFlowID
     }
 
     /// `host:port` of the source, IPv6 in brackets.

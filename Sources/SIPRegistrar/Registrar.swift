@@ -263,6 +263,7 @@ extension Registrar {
                 if let localNode, b.node == localNode, let mine = old.first(where: { $0.uri == b.uri }) {
                     b.flowID = mine.flowID
                     b.node = nil
+                    b.remoteFlowID = nil
                 }
                 fresh.append(b)
             }

@@ -32,6 +32,12 @@ public struct ConfigurationOverrides: Sendable {
 /// Builds the configuration: built-in defaults < config file < environment
 /// (`SIP_REGISTRAR_…`) < flags. Listener flags replace the configured list.
 public enum ConfigurationLoader {
+    /// A `sip:`/`sips:` URI naming a host (and port), no user part: where other nodes reach this one.
+    static func isNodeAddress(_ text: String) -> Bool {
+        guard let uri = SIPURI(text), uri.isSIP, uri.user == nil, !uri.host.isEmpty else { return false }
+        return true
+    }
+
     /// A DNS name or an IP address (IPv6 with or without brackets): what may stand in a Via sent-by.
     static func isHostName(_ text: String) -> Bool {
         var t = Substring(text)
@@ -43,7 +49,7 @@ public enum ConfigurationLoader {
 
     /// The keys the file may hold, by section.
     static let schema: [String: Set<String>] = [
-        "": ["listen", "tls", "registrar", "store", "store_password_file", "store_sync", "node_name", "admin", "admin_token_file",
+        "": ["listen", "tls", "registrar", "store", "store_password_file", "store_sync", "node_name", "node_address", "admin", "admin_token_file",
              "log_level", "auth", "limits"],
         "auth": ["mode", "users", "domains", "realm", "nonce_lifetime", "secret_file", "trusted", "algorithms"],
         "limits": ["failed_auth_per_source", "failed_auth_per_user", "failed_auth_window", "block_seconds",
@@ -192,6 +198,12 @@ public enum ConfigurationLoader {
             case "admin_token_file":
                 let text = v.string ?? ""
                 c.adminTokenFile = text.isEmpty ? nil : text
+            case "node_address":
+                let text = v.string ?? ""
+                guard text.isEmpty || Self.isNodeAddress(text) else {
+                    throw fail(v, "node_address must be a sip: or sips: URI without a user part, e.g. sips:node-a.example.org:5061")
+                }
+                c.nodeAddress = text.isEmpty ? nil : text
             case "node_name":
                 let text = v.string ?? ""
                 guard text.allSatisfy({ $0.isLetter || $0.isNumber || "-_.:".contains($0) }) else {
@@ -361,6 +373,12 @@ public enum ConfigurationLoader {
         o.advertise = env["SIP_REGISTRAR_ADVERTISE"]
         if let p = env["SIP_REGISTRAR_KEY_PASSPHRASE"] { c.keyPassphrase = p }
         if let n = env["SIP_REGISTRAR_NODE"], !n.isEmpty { c.nodeName = n }
+        if let a = env["SIP_REGISTRAR_NODE_ADDRESS"], !a.isEmpty {
+            guard isNodeAddress(a) else {
+                throw ConfigurationError("SIP_REGISTRAR_NODE_ADDRESS must be a sip: or sips: URI without a user part (got '\(a)')")
+            }
+            c.nodeAddress = a
+        }
         if let f = env["SIP_REGISTRAR_STORE_PASSWORD_FILE"], !f.isEmpty { c.storePasswordFile = f }
         if let f = env["SIP_REGISTRAR_ADMIN_TOKEN_FILE"], !f.isEmpty { c.adminTokenFile = f }
         if let m = env["SIP_REGISTRAR_STORE_SYNC"] {

@@ -254,6 +254,14 @@ public final class PostgresBindingStore: BindingStore, Sendable {
             );
             CREATE INDEX IF NOT EXISTS sip_registrar_changes_at ON sip_registrar_changes (at);
             """),
+        // Where each node is reached (node_address), refreshed as a heartbeat.
+        (2, """
+            CREATE TABLE IF NOT EXISTS sip_registrar_nodes (
+                node TEXT PRIMARY KEY,
+                address TEXT NOT NULL,
+                seen_at TIMESTAMPTZ NOT NULL
+            );
+            """),
     ]
 
     /// Creates or upgrades the schema, one node at a time (an advisory lock), and proves the database answers.
@@ -404,7 +412,7 @@ public final class PostgresBindingStore: BindingStore, Sendable {
 
     static let columns = """
         aor, uri, scheme, q, expires_at, updated_at, call_id, cseq, instance, reg_id, other_params, path, user_agent,
-        transport, source_host, source_port, tls_identity, node
+        transport, source_host, source_port, flow_id, tls_identity, node
         """
 
     func fetch(_ conn: PostgresConnection, where aors: [String]?) async throws -> [Binding] {
@@ -435,7 +443,9 @@ public final class PostgresBindingStore: BindingStore, Sendable {
                        path: path.isEmpty ? [] : path.split(separator: "\n").map(String.init),
                        userAgent: try r["user_agent"].decode(String?.self), transport: transport,
                        sourceHost: try r["source_host"].decode(String.self), sourcePort: try r["source_port"].decode(Int.self),
-                       flowID: nil, tlsIdentity: try r["tls_identity"].decode(String?.self), node: try r["node"].decode(String.self))
+                       flowID: nil, tlsIdentity: try r["tls_identity"].decode(String?.self), node: try r["node"].decode(String.self),
+                       // The writer's connection id: meaningful only on that node, where a forwarded request names it.
+                       remoteFlowID: try r["flow_id"].decode(Int64?.self).map { UInt64(bitPattern: $0) })
     }
 
     /// Changes by other nodes after `seq`, in one statement (one snapshot): the addresses of record

@@ -16,8 +16,14 @@ final class PostgresReplication: Service, Sendable {
     let registrar: Registrar
     let logger: Logger
     let syncer: PostgresSyncer
+    /// Where the nodes are reached; this node's own `node_address` is published into it.
+    let directory: NodeDirectory?
+    let nodeAddress: String?
 
-    init(store: PostgresBindingStore, registrar: Registrar, startSequence: Int64, logger: Logger, metrics: ServerMetrics? = nil) {
+    init(store: PostgresBindingStore, registrar: Registrar, startSequence: Int64, logger: Logger, metrics: ServerMetrics? = nil,
+         directory: NodeDirectory? = nil, nodeAddress: String? = nil) {
+        self.directory = directory
+        self.nodeAddress = nodeAddress
         self.store = store
         self.registrar = registrar
         self.logger = logger
@@ -41,6 +47,9 @@ final class PostgresReplication: Service, Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.listen() }
             group.addTask { await self.tick() }
+            if let directory = self.directory {
+                group.addTask { await self.heartbeat(directory) }
+            }
             try? await gracefulShutdown()
             group.cancelAll()
         }
@@ -65,6 +74,23 @@ final class PostgresReplication: Service, Sendable {
                 store.health.down(error, logger: logger)
             }
             try? await Task.sleep(for: .milliseconds(500))
+        }
+    }
+
+    /// Publishes this node's address and reads the other nodes' (a heartbeat: a node whose row
+    /// goes stale is taken for gone, and its flows for failed).
+    private func heartbeat(_ directory: NodeDirectory) async {
+        while !Task.isCancelled {
+            do {
+                _ = try await withTimeout(.seconds(10)) { [store, nodeAddress] in
+                    try await store.refreshNodes(address: nodeAddress, into: directory)
+                    return true
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.debug("node directory not refreshed", metadata: ["error": "\(describePostgresError(error))"])
+            }
+            try? await Task.sleep(for: NodeDirectory.refreshEvery)
         }
     }
 

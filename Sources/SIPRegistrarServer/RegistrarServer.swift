@@ -149,9 +149,16 @@ public final class RegistrarServer: Sendable {
             await dispatcher.shutdown()
             throw error
         }
+        // With a shared store, where the other nodes are reached (their flows are theirs).
+        let directory: NodeDirectory? = postgres == nil ? nil : NodeDirectory()
         if config.nonRegister == .proxy {
             // Requests for registered users are proxied over their flows (RFC 3261 16).
-            dispatcher.setForwarder(makeProxy(dispatcher: dispatcher, registrar: registrar, secret: secret, metrics: metrics))
+            let proxy = makeProxy(dispatcher: dispatcher, registrar: registrar, secret: secret, metrics: metrics,
+                                  localNode: postgres?.node, directory: directory)
+            dispatcher.setForwarder(proxy)
+            // A request another node forwarded here names one of our flows in a Route it signed
+            // with the shared key: it was authenticated there.
+            authenticator.setTrustedRequest { proxy.carriesOwnFlowToken($0) }
         }
 
         // Logged only now, so that a start-up failure is the single line a user sees.
@@ -187,7 +194,8 @@ public final class RegistrarServer: Sendable {
             var replicationLogger = logger
             replicationLogger[metadataKey: "component"] = "store"
             services.append(PostgresReplication(store: postgres, registrar: registrar, startSequence: startSequence,
-                                                logger: replicationLogger, metrics: metrics))
+                                                logger: replicationLogger, metrics: metrics, directory: directory,
+                                                nodeAddress: config.nodeAddress))
             logger.info("shared store", metadata: ["store.node": "\(postgres.node)"])
         }
         services.append(ReloadOnHangup(store: tlsStore, usersFile: security.users, authenticator: authenticator, logger: logger))

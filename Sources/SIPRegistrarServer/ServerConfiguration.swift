@@ -110,6 +110,10 @@ public struct ServerConfiguration: Sendable, Hashable {
     public var security = SecuritySettings()
     /// This node's name in a shared (PostgreSQL) store; nil: `HOSTNAME-PID`.
     public var nodeName: String?
+    /// Where the other nodes of a shared store reach this one (`node_address`, e.g.
+    /// `sips:node-a.example.org:5061`): calls for contacts whose flow this node holds are
+    /// forwarded here. Nil: this node's flows are reachable only through this node.
+    public var nodeAddress: String?
     /// The PostgreSQL password (from `SIP_REGISTRAR_STORE_PASSWORD`, `PGPASSWORD` or `store_password_file`).
     public var storePassword: String?
     /// A file holding the PostgreSQL password.

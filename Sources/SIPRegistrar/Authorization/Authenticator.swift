@@ -57,6 +57,9 @@ public final class Authenticator: SIPReceiver {
     let nonces: DigestNonces
     let secret: [UInt8]
     let usersState: LockedState<UserTable>
+    /// Requests that need no challenge because of what they carry (set by the server: a Route
+    /// with a flow token another node signed with the key the nodes share).
+    let trustedRequest = LockedState<(@Sendable (SIPRequest) -> Bool)?>(nil)
     let sourceFailures: WindowLimiter
     let userFailures: WindowLimiter
     let registerRate: WindowLimiter
@@ -95,6 +98,11 @@ public final class Authenticator: SIPReceiver {
         self.registerRate = WindowLimiter(policy: configuration.registersPerSource)
         self.goodSources = LockedState(LRUTable(capacity: configuration.rememberedUsers))
         self.observer = observer
+    }
+
+    /// Lets requests through unchallenged for which `check` is true (in proxy mode only).
+    public func setTrustedRequest(_ check: @escaping @Sendable (SIPRequest) -> Bool) {
+        trustedRequest.withLock { $0 = check }
     }
 
     /// Swaps in a new users table (a reloaded users file); requests in flight finish with the old one.
@@ -149,6 +157,7 @@ public final class Authenticator: SIPReceiver {
                 // RFC 3261 22.3: a proxy challenges its own users' requests; calls from elsewhere to
                 // a local user, and requests inside a dialog, go on unchallenged.
                 if ((try? request.headers.to) ?? nil)?.tag != nil { return .pass }
+                if let check = trustedRequest.withLock({ $0 }), check(request) { return .pass }
                 guard let from = try? request.headers.from, from.uri.isSIP, domains.serves(from.uri.hostName) else { return .pass }
                 domain = from.uri.hostName
                 aor = normalizedAOR(from.uri)

@@ -194,7 +194,9 @@ final class ProxyHost: SIPForwarder {
                       secure: Bool) -> ProxyBranchTarget? {
         var target = t
         let mustBeTLS = secure || t.uri.isSIPS
-        if kind == .flowToken {
+        if t.flowID == RegistrarLocationService.goneFlow {
+            // Held by a node that is gone: fails as a closed flow (430/480).
+        } else if kind == .flowToken {
             // The flow (or UDP address) the token names; SIPS still needs it to be TLS.
             if mustBeTLS, t.transport != .tls { return nil }
         } else if let first = t.path.first, let route = NameAddress.parse(first) {
@@ -276,6 +278,14 @@ final class ProxyHost: SIPForwarder {
         observer.forwarded(request.method)
         let out = ProxyForwarding.branchRequest(validated, target: bt.target, index: 0, via: bt.via, recordRoute: nil)
         send(out, over: Self.hop(bt.target)) { _ in }
+    }
+
+    /// Whether the top Route names us with a flow token we (or a node sharing our key) signed:
+    /// a request another node forwarded to one of our flows after authenticating it.
+    func carriesOwnFlowToken(_ request: SIPRequest) -> Bool {
+        guard let first = request.headers.splitValues(.route).first, let route = NameAddress.parse(first),
+              identity.isUs(route.uri), let user = route.uri.user else { return false }
+        return codec.decode(user) != nil
     }
 
     // MARK: Responses

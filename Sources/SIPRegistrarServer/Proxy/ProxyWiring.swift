@@ -13,7 +13,8 @@ extension RegistrarServer {
     /// names, every local interface address, the listening ports), the registrar as location
     /// service, flow tokens signed with a key derived from the node secret, metrics and the
     /// log line per failed call set-up.
-    func makeProxy(dispatcher: Dispatcher, registrar: Registrar, secret: [UInt8], metrics: ServerMetrics) -> ProxyHost {
+    func makeProxy(dispatcher: Dispatcher, registrar: Registrar, secret: [UInt8], metrics: ServerMetrics,
+                   localNode: String? = nil, directory: NodeDirectory? = nil) -> ProxyHost {
         var hosts: Set<String> = ["localhost", "127.0.0.1", "::1"]
         for name in dispatcher.configuration.localNames { hosts.insert(name) }
         for (_, address) in dispatcher.listeners {
@@ -52,7 +53,8 @@ extension RegistrarServer {
                 }
                 gauge.record(n)
             })
-        return ProxyHost(dispatcher: dispatcher, location: RegistrarLocationService(registrar: registrar), identity: identity,
+        let location = RegistrarLocationService(registrar: registrar, localNode: localNode, directory: directory, codec: codec)
+        return ProxyHost(dispatcher: dispatcher, location: location, identity: identity,
                          codec: codec, server: "sip-registrar/\(SIPRegistrarVersion.current)", observer: observer,
                          logger: proxyLogger)
     }

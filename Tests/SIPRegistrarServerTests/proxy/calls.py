@@ -8,7 +8,7 @@ callee registers a contact that cannot be reached (TEST-NET-1, 192.0.2.0/24), so
 every request that reaches it came over the flow or the source address of its
 REGISTER. Prints one line per step; exits 1 with the reason at the first surprise.
 """
-import socket, ssl, sys, uuid
+import select, socket, ssl, sys, uuid
 
 SCENARIO, PORT, TCP_PORT, TLS_PORT = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 SERVER = ('127.0.0.1', PORT)
@@ -148,10 +148,11 @@ def invite(a, uri, call_id, branch=None, frm='sip:alice@example.com', extra=(), 
                    extra=['Contact: <sip:alice@192.0.2.2:5998>', 'Content-Type: application/sdp'] + list(extra), body=body))
 
 
-def final(sock, what):
+def final(sock, what, call_id=None):
+    """The next final response (of the call `call_id` when given: earlier calls' answers are skipped)."""
     while True:
         r = sock.recv(what)
-        if r.status and r.status >= 200:
+        if r.status and r.status >= 200 and (call_id is None or r.get('Call-ID') == call_id):
             return r
 
 
@@ -324,6 +325,65 @@ def scenario_auth():
     print('INVITE from another domain: not challenged (404: the callee is not registered)')
 
 
-{'udp': scenario_udp, 'tls': scenario_tls, 'sips': scenario_sips, 'cancel': scenario_cancel,
+def scenario_cross():
+    """Two nodes on one store: the callee's TLS flow is on node B, the caller calls through node A.
+    Extra arguments: B's TLS port, then the TLS port of a node C that publishes no node_address."""
+    global TLS_PORT
+    b_tls, c_tls = int(sys.argv[5]), int(sys.argv[6])
+    a_tls = TLS_PORT
+    TLS_PORT = b_tls
+    b = Stream(True)
+    register(b, 'bob', 'sip:bob@192.0.2.1:5999;transport=tls')
+    TLS_PORT = c_tls
+    c = Stream(True)
+    register(c, 'carl', 'sip:carl@192.0.2.1:5999;transport=tls')
+    TLS_PORT = a_tls
+    import time
+    a = UDP()
+    # Wait (bounded) until node A has read bob's binding and node B's address (a heartbeat).
+    inv = None
+    for _ in range(60):
+        cid = uuid.uuid4().hex
+        invite(a, 'sip:bob@example.com', cid)
+        if b.buf or b.s.pending() or select.select([b.s], [], [], 0.5)[0]:
+            inv = b.recv('INVITE over the flow on node B')
+            break
+        r = final(a, 'answer at node A before it knows node B')
+        expect(r.status in (404, 480), f'before replication: {r.first}')
+        time.sleep(0.2)
+    expect(inv is not None, 'node A never forwarded to node B')
+    expect(inv.first.startswith('INVITE sip:bob@192.0.2.1:5999'), inv.first)
+    expect(len(inv.all('Via')) == 3, 'Vias of A, B and the caller: %s' % inv.all('Via'))
+    expect(len(inv.all('Record-Route')) == 4, 'both nodes Record-Route: %s' % inv.all('Record-Route'))
+    print('INVITE at node A reached the callee over its flow on node B')
+    b.send(response(inv, 200, 'OK', 'btag', extra=['Contact: <sip:bob@192.0.2.1:5999;transport=tls>']))
+    ok = final(a, '200 through both nodes', call_id=cid)
+    expect(ok.status == 200 and len(ok.all('Via')) == 1, f'200 with only the caller\'s Via: {ok.first} {ok.all("Via")} {ok.get("Call-ID")} expected {cid}')
+    routes = [v for h in reversed(ok.all('Record-Route')) for v in reversed(h.split(', '))]
+    a.send(request('ACK', 'sip:bob@192.0.2.1:5999;transport=tls', a, 'sip:alice@example.com', 'sip:bob@example.com', cid, 1,
+                   '192.0.2.2:5998', to_tag='btag', extra=['Route: ' + ', '.join(routes)]))
+    expect(b.recv('ACK through both nodes').first.startswith('ACK '), 'ACK')
+    b.send(request('BYE', 'sip:alice@192.0.2.2:5998', b, 'sip:bob@example.com', 'sip:alice@example.com', cid, 2,
+                   '192.0.2.1:5999', to_tag='alitag', extra=['Route: ' + ', '.join(inv.all('Record-Route'))]))
+    bye = a.recv('BYE back through both nodes')
+    while bye.status is not None:
+        bye = a.recv('BYE back through both nodes')
+    expect(bye.first.startswith('BYE sip:alice@192.0.2.2:5998'), bye.first)
+    a.send(response(bye, 200, 'OK'))
+    expect(b.recv('200 to BYE').status == 200, '200 to BYE')
+    print('ACK and BYE took the Record-Route through both nodes')
+    for _ in range(100):
+        ccid = uuid.uuid4().hex
+        invite(a, 'sip:carl@example.com', ccid)
+        r = final(a, 'call to a flow on a node without an address', call_id=ccid)
+        if r.status != 404:
+            break
+        time.sleep(0.1)
+    c.close()
+    expect(r.status == 480, f'480 when the node holding the flow cannot be reached: {r.first}')
+    print('a flow on a node that publishes no address: 480, not a black hole')
+
+
+{'cross': scenario_cross, 'udp': scenario_udp, 'tls': scenario_tls, 'sips': scenario_sips, 'cancel': scenario_cancel,
  'refusals': scenario_refusals, 'auth': scenario_auth}[SCENARIO]()
 print('OK')

@@ -1,0 +1,71 @@
+import Logging
+import PostgresNIO
+import SIPMessage
+import Synchronization
+
+/// Where the other nodes sharing a PostgreSQL store are reached (`node_address`), as they
+/// publish it in `sip_registrar_nodes`: a request for a contact whose flow another node
+/// holds is forwarded there (issue "Several nodes, one truth", item 3). A node that has
+/// not refreshed its row for ``staleAfter`` is taken for gone: its flows count as failed.
+final class NodeDirectory: Sendable {
+    struct Entry: Sendable, Equatable {
+        var address: SIPURI
+        /// Seconds since the node last refreshed its row, when the directory was read.
+        var age: Double
+        /// When the directory was read.
+        var readAt: ContinuousClock.Instant
+    }
+
+    /// A node is gone after this long without a heartbeat (three missed refreshes).
+    static let staleAfter = 16.0
+    /// How often a node refreshes its own row and reads the others'.
+    static let refreshEvery = Duration.seconds(5)
+
+    private let entries = Mutex<[String: Entry]>([:])
+
+    /// The address of a node that is alive, nil when it is unknown or gone.
+    func address(of node: String) -> SIPURI? {
+        let now = ContinuousClock.now
+        return entries.withLock { e in
+            guard let entry = e[node], entry.age + Self.seconds(now - entry.readAt) < Self.staleAfter else { return nil }
+            return entry.address
+        }
+    }
+
+    func replace(_ rows: [(String, String, Double)]) {
+        let now = ContinuousClock.now
+        var fresh: [String: Entry] = [:]
+        for (node, text, age) in rows {
+            guard let uri = SIPURI(text), uri.isSIP else { continue }
+            fresh[node] = Entry(address: uri, age: age, readAt: now)
+        }
+        entries.withLock { $0 = fresh }
+    }
+
+    static func seconds(_ d: Duration) -> Double {
+        let (s, a) = d.components
+        return Double(s) + Double(a) / 1e18
+    }
+}
+
+extension PostgresBindingStore {
+    /// Publishes this node's address (when it has one) and reads every node's, in one round trip.
+    func refreshNodes(address: String?, into directory: NodeDirectory) async throws {
+        try await client.withConnection { conn in
+            if let address {
+                _ = try await conn.query("""
+                    INSERT INTO sip_registrar_nodes (node, address, seen_at) VALUES (\(self.node), \(address), now())
+                    ON CONFLICT (node) DO UPDATE SET address = EXCLUDED.address, seen_at = EXCLUDED.seen_at
+                    """, logger: self.logger).collect()
+            }
+            var rows: [(String, String, Double)] = []
+            for try await (node, text, age) in try await conn.query("""
+                SELECT node, address, EXTRACT(EPOCH FROM now() - seen_at)::float8 FROM sip_registrar_nodes
+                WHERE seen_at > now() - interval '10 minutes'
+                """, logger: self.logger).decode((String, String, Double).self) {
+                rows.append((node, text, age))
+            }
+            directory.replace(rows)
+        }
+    }
+}
