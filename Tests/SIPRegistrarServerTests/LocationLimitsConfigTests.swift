@@ -69,6 +69,25 @@ import Testing
         }
     }
 
+    @Test func nodeAddressFromFileAndEnvironment() throws {
+        #expect(try load("log_level: info\n").nodeAddress == nil)
+        #expect(try load("node_address: \"sips:node-a.example.org:5061\"\n").nodeAddress == "sips:node-a.example.org:5061")
+        #expect(try load("", env: ["SIP_REGISTRAR_NODE_ADDRESS": "sip:10.0.0.5;transport=tcp"]).nodeAddress
+                == "sip:10.0.0.5;transport=tcp")
+        do {
+            _ = try load("node_address: \"sip:alice@node-a.example.org\"\n")
+            Issue.record("accepted a user part")
+        } catch {
+            #expect(error.description.contains(":1: node_address must be a sip: or sips: URI without a user part"), "\(error)")
+        }
+        do {
+            _ = try load("", env: ["SIP_REGISTRAR_NODE_ADDRESS": "node-a:5061"])
+            Issue.record("accepted a bare host")
+        } catch {
+            #expect(error.description.contains("SIP_REGISTRAR_NODE_ADDRESS must be a sip: or sips: URI"), "\(error)")
+        }
+    }
+
     @Test func advertiseFromFileEnvironmentAndFlag() throws {
         #expect(try load("log_level: info\n").advertise == nil)
         #expect(try load("listen:\n  advertise: sip.example.com\n").advertise == "sip.example.com")
