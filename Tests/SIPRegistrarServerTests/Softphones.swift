@@ -1,0 +1,552 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Real softphones (Debian's baresip 1.0 and linphonec 5.1) driven from tests: each runs in
+/// its own temporary folder on loopback, registers through the server under test, and can
+/// call, answer and hang up. See /work/shared/CLIENTS.md for what they send.
+enum Softphones {
+    /// `name` on the PATH (or in /usr/bin), nil when not installed.
+    static func executable(_ name: String) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        for dir in path.split(separator: ":").map(String.init) + ["/usr/bin", "/usr/local/bin"] {
+            let candidate = dir + "/" + name
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        return nil
+    }
+
+    static let baresip = executable("baresip")
+    static let linphonec = executable("linphonec")
+
+    /// Where baresip keeps its modules (Debian: /usr/lib/baresip/modules).
+    static let baresipModules: String? = ["/usr/lib/baresip/modules", "/usr/local/lib/baresip/modules",
+                                          "/usr/lib/x86_64-linux-gnu/baresip/modules"]
+        .first { FileManager.default.fileExists(atPath: $0 + "/ctrl_tcp.so") }
+
+    static var haveBaresip: Bool { baresip != nil && baresipModules != nil }
+    static var haveLinphonec: Bool { linphonec != nil }
+
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// A fresh development PKI from `certs/generate.sh` (CA, `server.pem`/`server.key` for
+    /// localhost, 127.0.0.1 and example.com) in a new temporary folder; the caller removes it.
+    static func makePKI(clients: [String] = []) throws -> String {
+        let dir = NSTemporaryDirectory() + "sipreg-pki-\(UUID().uuidString)"
+        let r = try run("/bin/bash", [root.path + "/certs/generate.sh", "--out", dir] + clients.flatMap { ["--client", $0] })
+        guard r.status == 0 else { throw Failure(description: "generate.sh: \(r.err)") }
+        return dir
+    }
+
+    /// A loopback TCP port that was free a moment ago.
+    static func freeTCPPort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        var addr = loopbackAddress(port: 0)
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        return ok ? Int(UInt16(bigEndian: addr.sin_port)) : 0
+    }
+
+    /// Whether something accepts a TCP connection on 127.0.0.1:`port`.
+    static func accepts(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = loopbackAddress(port: port)
+        return withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
+    /// A mono 16-bit PCM WAV of silence (baresip's `aufile` needs 8 kHz mono; it ends the
+    /// call when the file ends, so make it longer than any call).
+    static func silenceWAV(seconds: Int, rate: Int = 8000) -> Data {
+        let dataBytes = seconds * rate * 2
+        var d = Data()
+        func u32(_ v: Int) { withUnsafeBytes(of: UInt32(v).littleEndian) { d.append(contentsOf: $0) } }
+        func u16(_ v: Int) { withUnsafeBytes(of: UInt16(v).littleEndian) { d.append(contentsOf: $0) } }
+        d.append(contentsOf: Array("RIFF".utf8)); u32(36 + dataBytes); d.append(contentsOf: Array("WAVE".utf8))
+        d.append(contentsOf: Array("fmt ".utf8)); u32(16); u16(1); u16(1); u32(rate); u32(rate * 2); u16(2); u16(16)
+        d.append(contentsOf: Array("data".utf8)); u32(dataBytes)
+        d.append(Data(count: dataBytes))
+        return d
+    }
+
+    /// Waits (bounded) until `condition` holds.
+    static func eventually(timeout: TimeInterval, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(20_000)
+        }
+        return condition()
+    }
+
+    struct Failure: Error, CustomStringConvertible { var description: String }
+
+    /// A child process whose standard output and error are collected; stopped by
+    /// SIGTERM, then SIGKILL.
+    final class Child: @unchecked Sendable {
+        // Safety: the text buffer is only touched under `lock`.
+        let process = Process()
+        let input: Pipe?
+        private let lock = NSLock()
+        private var text = ""
+
+        init(_ exe: String, _ args: [String], env: [String: String] = [:], cwd: String, stdin: Bool = false) throws {
+            process.executableURL = URL(fileURLWithPath: exe)
+            process.arguments = args
+            var environment = ProcessInfo.processInfo.environment
+            for (k, v) in env { environment[k] = v }
+            process.environment = environment
+            process.currentDirectoryURL = URL(fileURLWithPath: cwd)
+            let out = Pipe()
+            process.standardOutput = out
+            process.standardError = out
+            input = stdin ? Pipe() : nil
+            process.standardInput = input ?? FileHandle.nullDevice
+            out.fileHandleForReading.readabilityHandler = { [weak self] h in
+                let s = String(decoding: h.availableData, as: UTF8.self)
+                guard let self else { return }
+                self.lock.lock()
+                self.text += s
+                self.lock.unlock()
+            }
+            try process.run()
+        }
+
+        /// Everything written to standard output and error so far.
+        var output: String { lock.lock(); defer { lock.unlock() }; return text }
+        var isRunning: Bool { process.isRunning }
+
+        func write(_ line: String) {
+            guard let input, process.isRunning else { return }
+            try? input.fileHandleForWriting.write(contentsOf: Data((line + "\n").utf8))
+        }
+
+        /// Waits up to `grace` seconds for an exit on its own, then SIGTERM, then SIGKILL. Ask it
+        /// to quit first: a child started from a test thread inherits that thread's signal mask
+        /// (libdispatch workers block nearly everything), so SIGTERM stays pending.
+        func stop(grace: TimeInterval = 0, term: TimeInterval = 1) {
+            _ = Softphones.eventually(timeout: grace) { !process.isRunning }
+            if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+            _ = Softphones.eventually(timeout: term) { !process.isRunning }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+            try? input?.fileHandleForWriting.close()
+        }
+    }
+}
+
+/// baresip 1.0, driven through its `ctrl_tcp` interface (JSON in netstrings).
+///
+/// The account is added with `uanew` once the control connection is up, so no event is
+/// missed. It registers `<sip:USER@DOMAIN;transport=T>` through the outbound proxy
+/// `sip:127.0.0.1:PORT;transport=T` (the server under test); without a server port it does
+/// not register and only makes or takes direct calls. baresip does not verify the server's
+/// TLS certificate. Its Contact is always its own listening address on 127.0.0.1 (user part
+/// `USER-0x…`): baresip 1.0 cannot advertise an address it does not listen on.
+final class Baresip: @unchecked Sendable {
+    // Safety: `buffer`, `events`, `responses`, `consumed` and `socketFD` are only touched under `lock`.
+
+    /// One `ctrl_tcp` event: its `type` (REGISTER_OK, CALL_ESTABLISHED, ...) and its string members.
+    struct Event: Sendable, CustomStringConvertible {
+        let type: String
+        let fields: [String: String]
+        let json: String
+        var param: String? { fields["param"] }
+        var description: String { json }
+    }
+
+    let user: String
+    let transport: String
+    let domain: String
+    /// The account line given to `uanew`.
+    let account: String
+    /// Its folder (config, WAV, uuid); removed by `stop()`.
+    let dir: String
+    private(set) var controlPort = 0
+    private var child: Softphones.Child?
+    private let lock = NSLock()
+    private var socketFD: Int32 = -1
+    private var buffer: [UInt8] = []
+    private var events: [Event] = []
+    private var responses: [String: (ok: Bool, data: String)] = [:]
+    private var consumed: [String: Int] = [:]
+    private var nextToken = 0
+
+    /// - Parameters:
+    ///   - transport: `udp`, `tcp` or `tls`.
+    ///   - serverPort: the server's port for `transport`; nil: no registration, no outbound proxy.
+    ///   - password: `auth_pass` for digest authentication.
+    ///   - answerMode: `auto` answers at once; `manual` waits for `answer()`.
+    ///   - certificate: a PEM file holding certificate and key, for accepting TLS connections.
+    ///   - accountParameters: more account parameters, e.g. `;sipnat=outbound` (then `reg-id`).
+    ///   - trace: `-s`, the SIP messages in `output`.
+    init(user: String, transport: String = "udp", serverPort: Int?, domain: String = "example.com", scheme: String = "sip",
+         password: String? = nil, answerMode: String = "auto", certificate: String? = nil, accountParameters: String = "",
+         trace: Bool = false, audioSeconds: Int = 120) throws {
+        guard let exe = Softphones.baresip, let modules = Softphones.baresipModules else {
+            throw Softphones.Failure(description: "baresip is not installed")
+        }
+        self.user = user
+        self.transport = transport
+        self.domain = domain
+        var account: String
+        if let serverPort {
+            account = "<\(scheme):\(user)@\(domain);transport=\(transport)>;outbound=\"sip:127.0.0.1:\(serverPort);transport=\(transport)\";regint=600"
+        } else {
+            account = "<\(scheme):\(user)@127.0.0.1;transport=\(transport)>;regint=0"
+        }
+        if let password { account += ";auth_pass=\(password)" }
+        account += ";answermode=\(answerMode)" + accountParameters
+        self.account = account
+        dir = NSTemporaryDirectory() + "baresip-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try Softphones.silenceWAV(seconds: audioSeconds).write(to: URL(fileURLWithPath: dir + "/silence.wav"))
+        // The control port is only free "a moment ago": on a clash baresip fails to start; try another.
+        var lastOutput = ""
+        for _ in 0..<3 {
+            controlPort = Softphones.freeTCPPort()
+            try config(modules: modules, certificate: certificate).write(toFile: dir + "/config", atomically: true, encoding: .utf8)
+            let c = try Softphones.Child(exe, ["-f", dir] + (trace ? ["-s"] : []), cwd: dir)
+            child = c
+            if connectControl(process: c) { break }
+            lastOutput = c.output
+            c.stop()
+            child = nil
+        }
+        guard child != nil else {
+            try? FileManager.default.removeItem(atPath: dir)
+            throw Softphones.Failure(description: "baresip: no control connection: \(lastOutput)")
+        }
+        let created = try command("uanew", account)
+        guard created.ok else {
+            stop()
+            throw Softphones.Failure(description: "baresip: uanew \(account): \(created.data)")
+        }
+    }
+
+    deinit { stop() }
+
+    private func config(modules: String, certificate: String?) -> String {
+        var lines = [
+            "poll_method\t\tepoll",
+            "sip_listen\t\t127.0.0.1:0",
+            // Local address (SDP, media) on loopback, not the default route's interface.
+            "net_interface\t\t127.0.0.1",
+            "call_max_calls\t\t4",
+            "audio_player\t\taubridge,nil",
+            "audio_source\t\taufile,\(dir)/silence.wav",
+            "audio_alert\t\taubridge,nil",
+            "module_path\t\t\(modules)",
+            "module\t\t\tg711.so",
+            "module\t\t\taufile.so",
+            "module\t\t\taubridge.so",
+            "module\t\t\tctrl_tcp.so",
+            "module_tmp\t\tuuid.so",
+            "module_app\t\tmenu.so",
+            "ctrl_tcp_listen\t\t127.0.0.1:\(controlPort)",
+        ]
+        if let certificate { lines.append("sip_certificate\t\t\(certificate)") }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    private func connectControl(process: Softphones.Child) -> Bool {
+        // Modules load before "ready"; if ctrl_tcp could not listen (the port was taken since),
+        // baresip carries on without it and the port belongs to someone else.
+        guard Softphones.eventually(timeout: 10, { process.output.contains("baresip is ready.") || !process.isRunning }),
+              process.isRunning, !process.output.contains("ctrl_tcp: failed") else { return false }
+        let deadline = Date().addingTimeInterval(5)
+        while Date() < deadline && process.isRunning {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = loopbackAddress(port: controlPort)
+            let ok = withUnsafePointer(to: &addr) { p in
+                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            if ok == 0 {
+                lock.lock(); socketFD = fd; lock.unlock()
+                // Weakly: an instance nobody stops still deinits (and closes the socket, which ends the thread).
+                let reader = Thread { [weak self] in
+                    var chunk = [UInt8](repeating: 0, count: 65_536)
+                    while true {
+                        let n = recv(fd, &chunk, chunk.count, 0)
+                        guard n > 0, let self else { break }
+                        self.received(chunk[0..<n])
+                    }
+                }
+                reader.name = "baresip-ctrl"
+                reader.start()
+                return true
+            }
+            close(fd)
+            usleep(20_000)
+        }
+        return false
+    }
+
+    private func received(_ bytes: ArraySlice<UInt8>) {
+        lock.lock()
+        buffer += bytes
+        parseNetstrings()
+        lock.unlock()
+    }
+
+    /// Takes the complete netstrings `LEN:JSON,` off the front of `buffer` (under `lock`).
+    private func parseNetstrings() {
+        while let colon = buffer.firstIndex(of: UInt8(ascii: ":")) {
+            guard let length = Int(String(decoding: buffer[..<colon], as: UTF8.self)) else { buffer.removeAll(); return }
+            let end = colon + 1 + length
+            guard buffer.count > end else { return }
+            let payload = Array(buffer[(colon + 1)..<end])
+            buffer.removeFirst(end + 1)
+            guard let object = try? JSONSerialization.jsonObject(with: Data(payload)) as? [String: Any] else { continue }
+            var fields: [String: String] = [:]
+            for (k, v) in object {
+                if let s = v as? String { fields[k] = s } else if let b = v as? Bool { fields[k] = b ? "true" : "false" }
+            }
+            let json = String(decoding: payload, as: UTF8.self)
+            if fields["event"] == "true", let type = fields["type"] {
+                events.append(Event(type: type, fields: fields, json: json))
+            } else if fields["response"] == "true", let token = fields["token"] {
+                responses[token] = (fields["ok"] == "true", fields["data"] ?? "")
+            }
+        }
+    }
+
+    static func netstring(_ text: String) -> [UInt8] { Array("\(text.utf8.count):\(text),".utf8) }
+
+    /// Sends a `ctrl_tcp` command (`dial`, `hangup`, `accept`, `reginfo`, ...) and waits for its response.
+    @discardableResult
+    func command(_ name: String, _ params: String = "", timeout: TimeInterval = 5) throws -> (ok: Bool, data: String) {
+        lock.lock()
+        nextToken += 1
+        let token = "t\(nextToken)"
+        let fd = socketFD
+        lock.unlock()
+        guard fd >= 0 else { throw Softphones.Failure(description: "baresip: not connected") }
+        let body = try JSONSerialization.data(withJSONObject: ["command": name, "params": params, "token": token])
+        let message = Self.netstring(String(decoding: body, as: UTF8.self))
+        guard send(fd, message, message.count, Int32(MSG_NOSIGNAL)) == message.count else {
+            throw Softphones.Failure(description: "baresip: send failed")
+        }
+        var result: (ok: Bool, data: String)?
+        _ = Softphones.eventually(timeout: timeout) {
+            lock.lock(); defer { lock.unlock() }
+            result = responses.removeValue(forKey: token)
+            return result != nil
+        }
+        guard let result else { throw Softphones.Failure(description: "baresip: no response to \(name): \(output)") }
+        return result
+    }
+
+    /// Every event so far.
+    var allEvents: [Event] { lock.lock(); defer { lock.unlock() }; return events }
+
+    /// The next event of `type` not yet returned by `waitFor` (each type has its own cursor),
+    /// optionally one whose JSON contains `containing`; nil after `timeout`.
+    @discardableResult
+    func waitFor(_ type: String, containing: String? = nil, timeout: TimeInterval = 10) -> Event? {
+        let key = type + "\u{0}" + (containing ?? "")
+        var found: Event?
+        _ = Softphones.eventually(timeout: timeout) {
+            lock.lock(); defer { lock.unlock() }
+            let matching = events.filter { $0.type == type && (containing.map($0.json.contains) ?? true) }
+            let seen = consumed[key, default: 0]
+            guard matching.count > seen else { return false }
+            consumed[key] = seen + 1
+            found = matching[seen]
+            return true
+        }
+        return found
+    }
+
+    /// Waits for REGISTER_OK; false on REGISTER_FAIL or after `timeout`.
+    func waitRegistered(timeout: TimeInterval = 10) -> Bool {
+        var ok = false
+        _ = Softphones.eventually(timeout: timeout) {
+            let types = allEvents.map(\.type)
+            ok = types.contains("REGISTER_OK")
+            return ok || types.contains("REGISTER_FAIL")
+        }
+        if ok { _ = waitFor("REGISTER_OK", timeout: 0) }
+        return ok
+    }
+
+    /// Dials `uri` from the account (through the outbound proxy when registered). baresip
+    /// prepends `sip:` to anything that does not contain `sip:` and adds the account's
+    /// `;transport=`; see CLIENTS.md for `sips:`.
+    func dial(_ uri: String) throws {
+        let r = try command("dial", uri)
+        guard r.ok else { throw Softphones.Failure(description: "baresip: dial \(uri): \(r.data)") }
+    }
+
+    /// Answers the ringing call (answer mode `manual`).
+    func answer() throws { try command("accept") }
+
+    /// Hangs up the current call.
+    func hangup() throws { try command("hangup") }
+
+    /// Standard output and error (the SIP trace with `trace: true`).
+    var output: String { child?.output ?? "" }
+
+    /// Ends baresip (`quit`: it unregisters) and removes its folder (`output` and the events
+    /// stay). Idempotent.
+    func stop() {
+        // `quit` (it unregisters, then exits): signals do not help, see `Softphones.Child.stop`.
+        lock.lock()
+        let fd = socketFD
+        socketFD = -1
+        lock.unlock()
+        if fd >= 0 {
+            let message = Self.netstring(#"{"command":"quit","params":"","token":"quit"}"#)
+            _ = send(fd, message, message.count, Int32(MSG_NOSIGNAL))
+        }
+        if let child { _ = Softphones.eventually(timeout: 5) { !child.isRunning } }
+        if fd >= 0 { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
+        child?.stop(grace: 5)
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+}
+
+/// linphonec 5.1, driven through standard input (a pipe), observed through its standard
+/// output (`Call 1 with … connected.`) and its log file (`… to [LinphoneRegistrationOk]`).
+///
+/// It gets its own HOME (with `.local/share/linphone`, else its database cannot open and it
+/// creates no listening point) and config (`-c`): TLS only, on 127.0.0.1. It registers
+/// `"USER" <sips:USER@DOMAIN>` with `reg_proxy=<sips:localhost:PORT>` (the REGISTER's
+/// Request-URI is still `sips:DOMAIN`). It verifies the server certificate against `caFile`
+/// (`root_ca`) and by name (it connects by name, so `localhost`, not 127.0.0.1). After the
+/// first 200 it re-registers with its Contact rewritten to the connection's source port,
+/// where nothing listens: its binding is reachable only through its flow. It accepts no
+/// incoming TLS connection (it has no server certificate). Without a server port it has no
+/// account and calls directly.
+final class Linphonec: @unchecked Sendable {
+    // Safety: `logText`, `logOffset` and `consumed` are only touched under `lock`.
+    let user: String
+    let domain: String
+    let scheme: String
+    /// Its folder (HOME, config, log); removed by `stop()`.
+    let dir: String
+    var logFile: String { dir + "/linphone.log" }
+    private var child: Softphones.Child?
+    private let lock = NSLock()
+    private var logText = ""
+    private var logOffset: UInt64 = 0
+    private var consumed: [String: Int] = [:]
+
+    /// - Parameters:
+    ///   - serverPort: the server's TLS port; nil: no account (direct calls).
+    ///   - caFile: the CA that signed the server certificate; nil: the system store.
+    ///   - verify: `verify_server_certs` / `verify_server_cn`.
+    ///   - host: the name it connects to (and checks the certificate for).
+    init(user: String, serverPort: Int?, caFile: String?, domain: String = "example.com", scheme: String = "sips",
+         host: String = "localhost", password: String? = nil, verify: Bool = true, autoAnswer: Bool = true) throws {
+        guard let exe = Softphones.linphonec else { throw Softphones.Failure(description: "linphonec is not installed") }
+        self.user = user
+        self.domain = domain
+        self.scheme = scheme
+        dir = NSTemporaryDirectory() + "linphonec-\(UUID().uuidString)"
+        let home = dir + "/home"
+        try FileManager.default.createDirectory(atPath: home + "/.local/share/linphone", withIntermediateDirectories: true)
+        var rc = [
+            "[sip]", "sip_port=0", "sip_tcp_port=0", "sip_tls_port=-1", "bind_address=127.0.0.1",
+            "verify_server_certs=\(verify ? 1 : 0)", "verify_server_cn=\(verify ? 1 : 0)",
+            "ipv6_migration_done=1", "use_ipv6=0",
+        ]
+        if let caFile { rc.append("root_ca=\(caFile)") }
+        if serverPort != nil { rc.append("default_proxy=0") }
+        rc += ["", "[rtp]", "audio_rtp_port=-1", "video_rtp_port=-1", "text_rtp_port=-1",
+               "", "[video]", "capture=0", "display=0", "automatically_initiate=0", "automatically_accept=0"]
+        if let serverPort {
+            let proxy = scheme == "sips" ? "<sips:\(host):\(serverPort)>" : "<sip:\(host):\(serverPort);transport=tls>"
+            rc += ["", "[proxy_0]", "reg_proxy=\(proxy)", "reg_identity=\"\(user)\" <\(scheme):\(user)@\(domain)>",
+                   "reg_expires=600", "reg_sendregister=1", "publish=0"]
+            if let password {
+                rc += ["", "[auth_info_0]", "username=\(user)", "passwd=\(password)", "domain=\(domain)"]
+            }
+        }
+        try (rc.joined(separator: "\n") + "\n").write(toFile: dir + "/linphonerc", atomically: true, encoding: .utf8)
+        _ = FileManager.default.createFile(atPath: dir + "/linphone.log", contents: nil)
+        var env = ["HOME": home]
+        for k in ["XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"] { env[k] = home + "/.local/share" }
+        child = try Softphones.Child(exe, ["-c", dir + "/linphonerc", "-d", "6", "-l", dir + "/linphone.log"], env: env, cwd: dir,
+                                     stdin: true)
+        if serverPort == nil { send("ipv6 disable") }  // else its SDP offers the default route's IPv6 address
+        if autoAnswer { send("autoanswer enable") }
+    }
+
+    deinit { stop() }
+
+    /// Writes one command line to its standard input.
+    func send(_ command: String) { child?.write(command) }
+
+    /// Standard output (prompts, `Call N … connected.`, `… ended (…)`).
+    var output: String { child?.output ?? "" }
+
+    /// The log file so far.
+    var log: String {
+        lock.lock(); defer { lock.unlock() }
+        if let h = FileHandle(forReadingAtPath: logFile) {
+            try? h.seek(toOffset: logOffset)
+            let data = h.readDataToEndOfFile()
+            try? h.close()
+            logOffset += UInt64(data.count)
+            logText += String(decoding: data, as: UTF8.self)
+        }
+        return logText
+    }
+
+    private func occurrences(_ needle: String) -> Int {
+        output.components(separatedBy: needle).count - 1 + log.components(separatedBy: needle).count - 1
+    }
+
+    /// Waits until `text` occurs once more in standard output or the log than it did at the
+    /// previous successful `waitFor` of the same text (each text has its own cursor).
+    @discardableResult
+    func waitFor(_ text: String, timeout: TimeInterval = 10) -> Bool {
+        Softphones.eventually(timeout: timeout) {
+            let n = occurrences(text)
+            lock.lock(); defer { lock.unlock() }
+            guard n > consumed[text, default: 0] else { return false }
+            consumed[text, default: 0] += 1
+            return true
+        }
+    }
+
+    /// Waits for the account's registration; false if it failed or after `timeout`.
+    func waitRegistered(timeout: TimeInterval = 10) -> Bool {
+        var ok = false
+        _ = Softphones.eventually(timeout: timeout) {
+            let text = log
+            ok = text.contains("to [LinphoneRegistrationOk]")
+            return ok || text.contains("to [LinphoneRegistrationFailed]")
+        }
+        return ok
+    }
+
+    /// Calls `uri` (through the server when registered).
+    func dial(_ uri: String) { send("call \(uri)") }
+
+    /// Answers the ringing call (without auto-answer).
+    func answer() { send("answer") }
+
+    /// Hangs up the current call.
+    func hangup() { send("terminate") }
+
+    /// Quits (it unregisters), then SIGTERM/SIGKILL, and removes its folder (`output` and
+    /// what `log` has read stay). Idempotent.
+    func stop() {
+        guard let c = child else { return }
+        c.write("quit")
+        c.stop(grace: 5)
+        _ = log
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+}
