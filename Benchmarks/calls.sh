@@ -20,7 +20,11 @@
 #   ms CPU per call   CPU % * 10 / calls per s
 #   set-up p50/p99    INVITE sent -> 200 received at the UAC (sipp's clock, ~1 ms steps)
 # Per-step details (sipp's own CPU too: on a small machine sipp can be the limit, see
-# uac_cpu/uas_cpu) in OUT/<target>-<run>/steps.tsv, stderr has one line per step.
+# uac_cpu/uas_cpu; what the callee saw; kernel UDP drops; the target's memory at the step's
+# end) in OUT/<target>-<run>/steps.tsv, stderr has one line per step.
+# Steps follow each other without a restart, so state left by earlier steps (ended
+# transactions wait out their timers: Kamailio's tm ~5 s, RFC 3261's Timer J/K... up to
+# 32 s) weighs on later ones; for steady-state CPU figures give WARMUP_S=40 or more.
 #
 # Environment:
 #   BIN        our binary (default .build-release/release/sip-registrar; not built here)
@@ -89,6 +93,15 @@ cpu_ticks() {
     t=$((t + f[11] + f[12]))
   done
   echo $t
+}
+# summed PSS (MB) of the given pids: shared memory (Kamailio's shm) counted once
+pss_mb() {
+  local kb=0 p v
+  for p in "$@"; do
+    v=$(awk '/^Pss:/ {print $2; exit}' "/proc/$p/smaps_rollup" 2>/dev/null) || continue
+    kb=$((kb + ${v:-0}))
+  done
+  awk -v k="$kb" 'BEGIN { printf "%.0f", k / 1024 }'
 }
 stop_pid() {  # stop a process we started and everything it forked
   local root=$1 pids p i alive
@@ -227,6 +240,8 @@ run_step() {
   wait "$UAC_PID"; rc=$?; UAC_PID=
   w1=$(date +%s.%N)
   tp1=$(cpu_ticks $(tree_pids "$TARGET_PID")); u1=$(cpu_ticks "$UAS_PID"); d1=$(udp_drops)
+  local mem
+  mem=$(pss_mb $(tree_pids "$TARGET_PID"))
   sleep 1.2   # the UAS writes its counts once a second; also lets the proxy settle
   read -r ui1 ua1 uf1 < <(uas_snapshot)
   local uinv=$((ui1 - ui0)) uack=$((ua1 - ua0)) ufail=$((uf1 - uf0))
@@ -247,12 +262,12 @@ run_step() {
   (((ok - uack) * 1000000 >= FAIL_PPM * (ok > 0 ? ok : 1))) && STEP_RESULT=fail
   ! kill -0 "$TARGET_PID" 2>/dev/null && STEP_RESULT=fail && log "the target died; see $RUN/target.log"
   STEP_ACH=$ach; STEP_CPU=$(printf '%.0f' "$tcpu"); STEP_P50=$p50; STEP_P99=$p99
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\n' "$STEPNO" "$rate" "$created" "$ok" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$STEPNO" "$rate" "$created" "$ok" \
     "$failed" "$retrans" "$ach" "$p50" "$p99" "$tcpu" "${scpu:-?}" "$ucpu" "$uinv" "$uack" "$ufail" "$((d1 - d0))" \
-    "$(printf '%.1f' "$wall")" "$STEP_RESULT(rc=$rc)" >>"$RUN/steps.tsv"
+    "$mem" "$(printf '%.1f' "$wall")" "$STEP_RESULT(rc=$rc)" >>"$RUN/steps.tsv"
   log "$TNAME step $STEPNO rate=$rate created=$created ok=$ok failed=$failed retrans=$retrans achieved=$ach" \
       "setup_p50=$p50 p99=$p99 cpu=$(printf %.0f "$tcpu")% uac_cpu=${scpu:-?}% uas_cpu=$(printf %.0f "$ucpu")%" \
-      "uas_invites=$uinv uas_acks=$uack uas_failed=$ufail udp_drops=$((d1 - d0)) -> $STEP_RESULT"
+      "uas_invites=$uinv uas_acks=$uack uas_failed=$ufail udp_drops=$((d1 - d0)) mem=${mem}MB -> $STEP_RESULT"
 }
 
 # ---------------------------------------------------------------- one rate search
@@ -266,7 +281,7 @@ search() {
     port_busy "$p" && { log "udp/$p is in use; not starting"; return 1; }
   done
   echo "# $(date -u +%FT%TZ) target=$1 run=$2 step=${STEP_S}s hold=${HOLD_MS}ms" >"$RUN/steps.tsv"
-  printf 'step\trate\tcreated\tok\tfailed\tretrans\tachieved\tsetup_p50_ms\tsetup_p99_ms\ttarget_cpu%%\tuac_cpu%%\tuas_cpu%%\tuas_invites\tuas_acks\tuas_failed\tudp_drops\twall_s\tresult\n' >>"$RUN/steps.tsv"
+  printf 'step\trate\tcreated\tok\tfailed\tretrans\tachieved\tsetup_p50_ms\tsetup_p99_ms\ttarget_cpu%%\tuac_cpu%%\tuas_cpu%%\tuas_invites\tuas_acks\tuas_failed\tudp_drops\ttarget_pss_mb\twall_s\tresult\n' >>"$RUN/steps.tsv"
   start_target "$1" "$RUN" || return 1
   register_bob "$TPORT" 2>>"$RUN/register.err" || { log "$1: registering bob failed: $(cat "$RUN/register.err")"; cleanup; return 1; }
   start_uas "$RUN" || { cleanup; return 1; }
@@ -302,7 +317,7 @@ search() {
   local uas_stat
   uas_stat=$(ls "$RUN"/uas-call_*_.csv 2>/dev/null | head -1)
   [[ -n $uas_stat ]] && awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i } END {
-      printf "# uas: calls %s ok %s failed %s retrans %s unexpected %s\n", $c["TotalCallCreated"],
+      printf "# uas at the end: calls %s, ended ok %s (the rest were still in their 4 s timewait), failed %s, retransmissions %s, unexpected %s\n", $c["TotalCallCreated"],
         $c["SuccessfulCall(C)"], $c["FailedCall(C)"], $c["Retransmissions(C)"], $c["FailedUnexpectedMessage(C)"] }' \
       "$uas_stat" >>"$RUN/steps.tsv"
   local msper
@@ -330,6 +345,7 @@ for t in "${targets[@]}"; do
     $1 == t { n++; rate[n] = $3 + 0; cpu[n] = $4 + 0; ms[n] = ($5 == "-" ? 0 : $5 + 0); p50[n] = $6 + 0; p99[n] = $7 + 0
               lo = (n == 1 || $3 + 0 < lo) ? $3 + 0 : lo; hi = (n == 1 || $3 + 0 > hi) ? $3 + 0 : hi }
     END { if (!n) { printf "%-9s %12s\n", t, "no result"; exit }
+          if (med(rate, n) == 0) { printf "%-9s %12s\n", t, "no passing step"; exit }
           printf "%-9s %12s %8s %14.3f %17s%s\n", t, sprintf("%.0f", med(rate, n)), sprintf("%.0f", med(cpu, n)), med(ms, n),
                  med(p50, n) "/" med(p99, n), (n > 1 ? sprintf("  (%d runs, %d-%d calls/s)", n, lo, hi) : "") }' "$all"
 done
