@@ -84,6 +84,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -134,7 +136,7 @@ let package = Package(
         .testTarget(
             name: "SIPRegistrarServerTests",
             dependencies: ["SIPRegistrarServer", "SIPRegistrar", "SIPMessage", "SIPTLS", "sip-registrar"],
-            exclude: ["netsip", "proxy"],
+            exclude: ["netsip", "proxy", "websocket"],
             swiftSettings: strictSettings
         ),
 

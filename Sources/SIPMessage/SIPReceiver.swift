@@ -3,11 +3,17 @@ public enum SIPTransportProtocol: String, Sendable, Hashable, CaseIterable, Cust
     case udp = "UDP"
     case tcp = "TCP"
     case tls = "TLS"
+    /// SIP over WebSocket (RFC 7118).
+    case ws = "WS"
+    /// SIP over secure WebSocket: TLS underneath (RFC 7118).
+    case wss = "WSS"
 
-    /// TCP and TLS deliver reliably; UDP does not (RFC 3261 17).
+    /// TCP, TLS and WebSocket deliver reliably; UDP does not (RFC 3261 17).
     public var isReliable: Bool { self != .udp }
-    /// Only TLS is secure in the sense of RFC 3261 26.2 (SIPS).
-    public var isSecure: Bool { self == .tls }
+    /// TLS and secure WebSocket are secure in the sense of RFC 3261 26.2 (SIPS; RFC 7118 5.2).
+    public var isSecure: Bool { self == .tls || self == .wss }
+    /// A WebSocket transport: only the connection a client opened reaches it (RFC 7118 5).
+    public var isWebSocket: Bool { self == .ws || self == .wss }
     public var description: String { rawValue }
 
     /// Parses a Via transport or a `transport=` URI parameter (case-insensitive).
@@ -16,6 +22,8 @@ public enum SIPTransportProtocol: String, Sendable, Hashable, CaseIterable, Cust
         case "udp": self = .udp
         case "tcp": self = .tcp
         case "tls": self = .tls
+        case "ws": self = .ws
+        case "wss": self = .wss
         default: return nil
         }
     }

@@ -104,6 +104,8 @@ public struct FlowTokenCodec: Sendable {
         case .udp: return 1
         case .tcp: return 2
         case .tls: return 3
+        case .ws: return 4
+        case .wss: return 5
         }
     }
 
@@ -112,6 +114,8 @@ public struct FlowTokenCodec: Sendable {
         case 1: return .udp
         case 2: return .tcp
         case 3: return .tls
+        case 4: return .ws
+        case 5: return .wss
         default: return nil
         }
     }

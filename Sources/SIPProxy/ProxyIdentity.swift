@@ -30,12 +30,12 @@ public struct ProxyIdentity: Sendable {
     public func isUs(_ uri: SIPURI) -> Bool {
         guard uri.isSIP else { return false }
         let host = uri.parameters.value("maddr") ?? uri.host
-        return isUs(host: host, port: uri.port, secure: uri.isSIPS || uri.transport == "tls")
+        return isUs(host: host, port: uri.port, secure: uri.isSIPS || uri.transport == "tls" || uri.transport == "wss")
     }
 
     /// Whether a Via's sent-by is ours (RFC 3261 16.3 step 4).
     public func isUs(_ via: SIPVia) -> Bool {
-        isUs(host: via.host, port: via.port, secure: via.transport == "TLS")
+        isUs(host: via.host, port: via.port, secure: via.transport == "TLS" || via.transport == "WSS")
     }
 
     static func normalize(_ host: String) -> String {

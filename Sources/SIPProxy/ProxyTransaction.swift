@@ -146,11 +146,11 @@ public struct ProxyTransaction: Sendable {
                 server: String? = nil) {
         self.request = request
         // RFC 5630 3.1.3 / RFC 3261 26.2: a SIPS request, or any request to a SIPS contact,
-        // leaves only over TLS, whatever the hop selection said. A safety net: the server's
+        // leaves only over TLS (or secure WebSocket, RFC 7118 5.2), whatever the hop selection said. A safety net: the server's
         // leg selection should not have offered such a target in the first place.
         let sips = request.receivedURI.isSIPS || request.request.uri.isSIPS
         func allowed(_ t: ProxyBranchTarget) -> Bool {
-            !(sips || t.target.uri.isSIPS) || (t.via.transport == .tls && t.target.transport == .tls)
+            !(sips || t.target.uri.isSIPS) || (t.via.transport.isSecure && t.target.transport.isSecure)
         }
         self.groups = targets.groups.map { $0.filter(allowed) }.filter { !$0.isEmpty }
         self.refusedInsecure = targets.count - groups.reduce(0) { $0 + $1.count }

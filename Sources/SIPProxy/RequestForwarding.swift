@@ -79,6 +79,8 @@ public struct RecordRoutePlan: Sendable, Hashable {
         if !sips {
             switch leg.transport {
             case .tls: params.set("transport", "tls")
+            case .ws: params.set("transport", "ws")
+            case .wss: params.set("transport", "wss")
             case .tcp: params.set("transport", "tcp")
             case .udp: break
             }

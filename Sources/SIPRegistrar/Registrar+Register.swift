@@ -73,7 +73,7 @@ extension Registrar {
         if case .contacts(let list) = contactHeader {
             anySIPSContact = list.contains { $0.uri.isSIPS }
         }
-        if (request.uri.isSIPS || to.uri.isSIPS || anySIPSContact) && source.transport != .tls {
+        if (request.uri.isSIPS || to.uri.isSIPS || anySIPSContact) && !source.transport.isSecure {
             throw .sipsRequiresTLS
         }
 

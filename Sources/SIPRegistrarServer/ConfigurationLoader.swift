@@ -12,6 +12,8 @@ public struct ConfigurationOverrides: Sendable {
     public var udp: [String]?
     public var tcp: [String]?
     public var tls: [String]?
+    public var ws: [String]?
+    public var wss: [String]?
     public var cert: String?
     public var key: String?
     public var ca: String?
@@ -55,7 +57,7 @@ public enum ConfigurationLoader {
         "limits": ["failed_auth_per_source", "failed_auth_per_user", "failed_auth_window", "block_seconds",
                    "registers_per_source", "connections_per_source", "tls_handshakes_per_source", "exempt", "action",
                    "max_bindings", "max_aors"],
-        "listen": ["udp", "tcp", "tls", "spread", "advertise"],
+        "listen": ["udp", "tcp", "tls", "ws", "wss", "ws_origins", "ws_max_frame", "spread", "advertise"],
         "tls": ["certificate", "key", "key_passphrase", "ca", "client_certificates"],
         "registrar": ["domains", "min_expires", "max_expires", "default_expires", "max_contacts", "non_register"],
     ]
@@ -122,10 +124,31 @@ public enum ConfigurationLoader {
                         c.spreadAcrossLoops = b
                         continue
                     }
+                    if name == "ws_origins" {
+                        guard let seq = lv.sequence else { throw fail(lv, "listen.ws_origins must be a list of origins") }
+                        var origins: [String] = []
+                        for item in seq {
+                            guard let o = item.string, o.hasPrefix("http://") || o.hasPrefix("https://") else {
+                                throw fail(item, "listen.ws_origins: an origin is scheme://host[:port], e.g. https://phone.example.com")
+                            }
+                            origins.append(o)
+                        }
+                        c.webSocketOrigins = origins
+                        continue
+                    }
+                    if name == "ws_max_frame" {
+                        guard let n = lv.int, n >= 1_024, n <= 16_777_216 else {
+                            throw fail(lv, "listen.ws_max_frame must be a whole number of bytes from 1024 to 16777216")
+                        }
+                        c.webSocketMaxFrame = n
+                        continue
+                    }
                     let list = try addresses(lv, key: "listen.\(name)", fail: fail)
                     switch name {
                     case "udp": c.udp = list
                     case "tcp": c.tcp = list
+                    case "ws": c.ws = list
+                    case "wss": c.wss = list
                     default: c.tls = list
                     }
                 }
@@ -358,6 +381,8 @@ public enum ConfigurationLoader {
         o.udp = list("SIP_REGISTRAR_UDP")
         o.tcp = list("SIP_REGISTRAR_TCP")
         o.tls = list("SIP_REGISTRAR_TLS")
+        o.ws = list("SIP_REGISTRAR_WS")
+        o.wss = list("SIP_REGISTRAR_WSS")
         o.cert = env["SIP_REGISTRAR_CERT"]
         o.key = env["SIP_REGISTRAR_KEY"]
         o.ca = env["SIP_REGISTRAR_CA"]
@@ -408,10 +433,13 @@ public enum ConfigurationLoader {
         }
         // Listener flags replace the configured lists; giving one kind drops the kinds not given.
         let u = try addresses(o.udp, "udp"), t = try addresses(o.tcp, "tcp"), s = try addresses(o.tls, "tls")
-        if u != nil || t != nil || s != nil {
+        let w = try addresses(o.ws, "ws"), ws = try addresses(o.wss, "wss")
+        if u != nil || t != nil || s != nil || w != nil || ws != nil {
             c.udp = u ?? []
             c.tcp = t ?? []
             c.tls = s ?? []
+            c.ws = w ?? []
+            c.wss = ws ?? []
         }
         switch (o.cert, o.key) {
         case (nil, nil): break

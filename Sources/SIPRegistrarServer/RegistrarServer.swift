@@ -33,7 +33,7 @@ public final class RegistrarServer: Sendable {
 
         // TLS first: a bad certificate must stop start-up before anything listens.
         var tlsStore: TLSContextStore?
-        if !config.tls.isEmpty {
+        if !config.tls.isEmpty || !config.wss.isEmpty {
             tlsStore = try makeTLSStore(config, metrics: metrics)
         }
 
@@ -102,6 +102,7 @@ public final class RegistrarServer: Sendable {
         transportConfig.maxTLSHandshakesPerIPPerSecond = security.tlsHandshakesPerSource
         transportConfig.limitExemptions = authConfig.exemptSources
         transportConfig.spreadAcrossLoops = config.spreadAcrossLoops
+        transportConfig.webSocket = WebSocketPolicy(allowedOrigins: config.webSocketOrigins, maxFrameSize: config.webSocketMaxFrame)
         if let a = config.advertise { transportConfig.localNames = [a.hasPrefix("[") ? String(a.dropFirst().dropLast()) : a] }
         var transportLogger = logger
         transportLogger[metadataKey: "component"] = "transport"
@@ -140,9 +141,13 @@ public final class RegistrarServer: Sendable {
         do {
             for a in config.udp { announce("listening udp \(try await bind(a, "udp") { try await dispatcher.bindUDP(host: $0, port: a.port) })") }
             for a in config.tcp { announce("listening tcp \(try await bind(a, "tcp") { try await dispatcher.bindTCP(host: $0, port: a.port) })") }
+            for a in config.ws { announce("listening ws \(try await bind(a, "ws") { try await dispatcher.bindWebSocket(host: $0, port: a.port) })") }
             if let tlsStore {
                 for a in config.tls {
                     announce("listening tls \(try await bind(a, "tls") { try await dispatcher.bindTLS(host: $0, port: a.port, contexts: tlsStore) })")
+                }
+                for a in config.wss {
+                    announce("listening wss \(try await bind(a, "wss") { try await dispatcher.bindWebSocket(host: $0, port: a.port, contexts: tlsStore) })")
                 }
             }
         } catch {

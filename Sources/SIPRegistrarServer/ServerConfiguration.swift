@@ -87,6 +87,14 @@ public struct ServerConfiguration: Sendable, Hashable {
     public var udp: [ListenAddress]
     public var tcp: [ListenAddress]
     public var tls: [ListenAddress]
+    /// SIP over WebSocket listeners (RFC 7118, `listen.ws`): none by default.
+    public var ws: [ListenAddress] = []
+    /// SIP over secure WebSocket listeners (`listen.wss`), on the TLS certificate.
+    public var wss: [ListenAddress] = [ListenAddress(host: "::", port: 8443)]
+    /// `listen.ws_origins`: the Origins allowed to open a WebSocket; empty: any.
+    public var webSocketOrigins: [String] = []
+    /// `listen.ws_max_frame`: the largest WebSocket frame accepted, in bytes.
+    public var webSocketMaxFrame = 65_536
     /// `listen.spread`: process one peer's requests on every event loop (see `TransportConfiguration`).
     public var spreadAcrossLoops = false
     /// The host name or address peers reach this server at (`listen.advertise`), written in the

@@ -113,6 +113,9 @@ extension Dispatcher {
         if let f = connections.flow(to: target.transport, host: target.host, port: target.port), f.channel.isActive {
             return f.channel
         }
+        // A WebSocket peer is reached only over the connection it opened (RFC 7118 5): this
+        // server opens none.
+        if target.transport.isWebSocket { throw DispatcherError.connectFailed("\(target): WebSocket peers are reached only over their own connection") }
         guard let leg = legs.withLockedValue({ $0.stream.first { $0.transport == target.transport } }) else {
             throw LegSelectionError.noLeg(target.transport)
         }

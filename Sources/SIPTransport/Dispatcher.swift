@@ -147,6 +147,17 @@ public final class Dispatcher: SIPTimerScheduler, Sendable {
         return leg.localAddress
     }
 
+    /// Binds a WebSocket leg (RFC 7118): `ws`, or with `contexts` `wss` (TLS underneath, our
+    /// OpenSSL TLS handler as for the TLS leg). Clients upgrade with `Sec-WebSocket-Protocol: sip`.
+    @discardableResult
+    public func bindWebSocket(host: String, port: Int, contexts: TLSContextStore? = nil) async throws -> SocketAddress {
+        let tls = contexts.map { StreamLeg.TLS(server: $0, client: nil) }
+        let leg = try await StreamLeg.bind(transport: contexts == nil ? .ws : .wss, host: host, port: port, tls: tls,
+                                           dispatcher: self)
+        legs.withLockedValue { $0.stream.append(leg) }
+        return leg.localAddress
+    }
+
     /// The client TLS context used when ``bindTLS(host:port:contexts:clientContext:)`` is given none.
     private func sharedClientContext() throws -> TLSContext {
         try defaultClientContext.withLockedValue { c in

@@ -26,6 +26,8 @@ public enum LegSelectionError: Error, Sendable, Hashable, CustomStringConvertibl
     case sipsNeedsTLSLeg
     /// `sips:` with `transport=udp` is a contradiction.
     case sipsOverUDP
+    /// `sips:` with `transport=ws`: plain WebSocket is not secure (RFC 7118 5.2).
+    case sipsOverInsecureWebSocket
     case unsupportedTransport(String)
     case noLeg(SIPTransportProtocol)
 
@@ -34,6 +36,7 @@ public enum LegSelectionError: Error, Sendable, Hashable, CustomStringConvertibl
         case .notSIPURI(let s): return "cannot send to \(s): not a sip: or sips: URI"
         case .sipsNeedsTLSLeg: return "a sips: target needs a TLS leg, and none is configured (no downgrade)"
         case .sipsOverUDP: return "a sips: URI cannot use transport=udp"
+        case .sipsOverInsecureWebSocket: return "a sips: URI cannot use transport=ws (not secure; use wss)"
         case .unsupportedTransport(let t): return "transport=\(t) is not supported"
         case .noLeg(let t): return "no \(t) leg is configured"
         }
@@ -55,9 +58,16 @@ public enum LegSelection {
         var transport: SIPTransportProtocol
         if uri.isSIPS {
             if requested == "udp" { throw .sipsOverUDP }
-            if let requested, requested != "tls", requested != "tcp" { throw .unsupportedTransport(requested) }
-            guard available.contains(.tls) else { throw .sipsNeedsTLSLeg }
-            transport = .tls
+            // RFC 7118 5.2: secure WebSocket counts as secure; plain WebSocket never carries sips:.
+            if requested == "ws" { throw .sipsOverInsecureWebSocket }
+            if requested == "wss" {
+                guard available.contains(.wss) else { throw .noLeg(.wss) }
+                transport = .wss
+            } else {
+                if let requested, requested != "tls", requested != "tcp" { throw .unsupportedTransport(requested) }
+                guard available.contains(.tls) else { throw .sipsNeedsTLSLeg }
+                transport = .tls
+            }
         } else if let requested {
             guard let t = SIPTransportProtocol(token: requested) else { throw .unsupportedTransport(requested) }
             transport = t
@@ -75,7 +85,7 @@ public enum LegSelection {
         if let maddr = uri.parameters.value("maddr"), !maddr.isEmpty {
             host = maddr.hasPrefix("[") && maddr.hasSuffix("]") ? String(maddr.dropFirst().dropLast()) : maddr
         }
-        let port = uri.port ?? (transport == .tls ? 5061 : 5060)
+        let port = uri.port ?? (transport.isSecure ? 5061 : 5060)
         return SendTarget(transport: transport, host: host, port: port)
     }
 }

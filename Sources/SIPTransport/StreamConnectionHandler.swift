@@ -60,7 +60,7 @@ final class StreamConnectionHandler: ChannelInboundHandler {
                 context.close(promise: nil)
                 return
             }
-            if transport == .tls && !exempt,
+            if transport.isSecure && !exempt,
                !dispatcher.handshakeRate.record(SourceKey.limitKey(forIP: host), now: Int64(Dispatcher.monotonicNow() / 1_000_000)).isAllowed {
                 dispatcher.refuse(.connectionsRefusedHandshakeRate, transport, host: host, port: port,
                                   reason: "TLS handshake rate per IP")

@@ -37,8 +37,12 @@ final class StreamLeg: Sendable {
                                 value: .init(low: config.maxQueuedBytesPerConnection / 2, high: config.maxQueuedBytesPerConnection))
             .childChannelInitializer { child in
                 child.eventLoop.makeCompletedFuture {
-                    try StreamLeg.configure(child, transport: transport, tlsHandler: tls.map { TLSHandler(contextStore: $0.server) },
-                                            dispatcher: dispatcher, inbound: true)
+                    let tlsHandler = tls.map { TLSHandler(contextStore: $0.server) }
+                    if transport.isWebSocket {
+                        try StreamLeg.configureWebSocket(child, transport: transport, tlsHandler: tlsHandler, dispatcher: dispatcher)
+                    } else {
+                        try StreamLeg.configure(child, transport: transport, tlsHandler: tlsHandler, dispatcher: dispatcher, inbound: true)
+                    }
                 }
             }
             .bind(host: host, port: port).get()

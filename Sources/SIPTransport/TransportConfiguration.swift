@@ -40,6 +40,8 @@ public struct TransportConfiguration: Sendable, Hashable {
     /// of a core at 8,000 REGISTERs/s without, 64-75 % with), which pays off only when a single
     /// peer keeps more than one core busy and the cores are not needed by anything else.
     public var spreadAcrossLoops = false
+    /// What the WebSocket legs accept: allowed origins, the largest frame.
+    public var webSocket = WebSocketPolicy()
 
     public init(maxMessageBytes: Int = 65_536, maxHeaderCount: Int = 256, maxLineBytes: Int = 8_192,
                 maxConnections: Int = 20_000, maxConnectionsPerIP: Int = 256, maxTLSHandshakesPerIPPerSecond: Int = 20,

@@ -48,6 +48,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "UDP listener HOST:PORT (repeatable).") var udp: [String] = []
     @Option(help: "TCP listener HOST:PORT (repeatable).") var tcp: [String] = []
     @Option(help: "TLS listener HOST:PORT (repeatable).") var tls: [String] = []
+    @Option(help: "SIP over WebSocket listener HOST:PORT (repeatable; RFC 7118).") var ws: [String] = []
+    @Option(help: "SIP over secure WebSocket listener HOST:PORT (repeatable; TLS certificate as for --tls).") var wss: [String] = []
     @Option(help: "TLS certificate chain (PEM), or 'auto' for a development certificate.") var cert: String?
     @Option(help: "TLS private key (PEM).") var key: String?
     @Option(help: "CA file for client certificates.") var ca: String?
@@ -68,6 +70,8 @@ struct Serve: AsyncParsableCommand {
         o.udp = udp.isEmpty ? nil : udp
         o.tcp = tcp.isEmpty ? nil : tcp
         o.tls = tls.isEmpty ? nil : tls
+        o.ws = ws.isEmpty ? nil : ws
+        o.wss = wss.isEmpty ? nil : wss
         o.cert = cert
         o.key = key
         o.ca = ca

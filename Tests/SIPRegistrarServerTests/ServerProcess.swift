@@ -18,7 +18,7 @@ final class ServerProcess: @unchecked Sendable {
     private var stderrText = ""
     let dataDir: String
 
-    var udp = 0, tcp = 0, tls = 0, admin = 0
+    var udp = 0, tcp = 0, tls = 0, admin = 0, ws = 0, wss = 0
 
     init(_ args: [String], env: [String: String] = [:], dataDir: String? = nil, cwd: String? = nil) throws {
         self.dataDir = dataDir ?? NSTemporaryDirectory() + "sipreg-\(UUID().uuidString)"
@@ -96,6 +96,8 @@ final class ServerProcess: @unchecked Sendable {
                     if line.hasPrefix("listening udp") { udp = port }
                     if line.hasPrefix("listening tcp") { tcp = port }
                     if line.hasPrefix("listening tls") { tls = port }
+                    if line.hasPrefix("listening ws ") { ws = port }
+                    if line.hasPrefix("listening wss") { wss = port }
                     if line.hasPrefix("admin http://") { admin = port }
                 }
                 if let tokenFile { AdminTokens.shared.set(port: admin, file: tokenFile) }

@@ -34,6 +34,15 @@ import Testing
         Row(uri: "sips:[::1]", available: all, size: 0, expected: .success(.init(transport: .tls, host: "::1", port: 5061))),
         Row(uri: "tel:+15551234", available: all, size: 0, expected: .failure(.notSIPURI("tel:+15551234"))),
         Row(uri: "sip:alice@Example.COM", available: [.tcp, .tls], size: 0, expected: .success(.init(transport: .tcp, host: "example.com", port: 5060))),
+        // RFC 7118: transport=ws / wss pick the WebSocket legs; a sips: target never takes plain WS.
+        Row(uri: "sip:a@x.invalid;transport=ws", available: all.union([.ws, .wss]), size: 0,
+            expected: .success(.init(transport: .ws, host: "x.invalid", port: 5060))),
+        Row(uri: "sip:a@x.invalid;transport=wss", available: all.union([.ws, .wss]), size: 0,
+            expected: .success(.init(transport: .wss, host: "x.invalid", port: 5061))),
+        Row(uri: "sips:a@x.invalid;transport=wss", available: all.union([.wss]), size: 0,
+            expected: .success(.init(transport: .wss, host: "x.invalid", port: 5061))),
+        Row(uri: "sips:a@x.invalid;transport=ws", available: all.union([.ws, .wss]), size: 0, expected: .failure(.sipsOverInsecureWebSocket)),
+        Row(uri: "sip:a@x.invalid;transport=ws", available: all, size: 0, expected: .failure(.noLeg(.ws))),
     ]
 
     @Test(arguments: rows)

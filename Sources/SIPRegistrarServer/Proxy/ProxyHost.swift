@@ -198,7 +198,7 @@ final class ProxyHost: SIPForwarder {
             // Held by a node that is gone: fails as a closed flow (430/480).
         } else if kind == .flowToken {
             // The flow (or UDP address) the token names; SIPS still needs it to be TLS.
-            if mustBeTLS, t.transport != .tls { return nil }
+            if mustBeTLS, !t.transport.isSecure { return nil }
         } else if let first = t.path.first, let route = NameAddress.parse(first) {
             // RFC 3327: the edge proxy on the Path holds the flow; the first Path URI is the next hop.
             guard let hop = uriHop(route.uri, mustBeTLS: mustBeTLS) else { return nil }
@@ -206,7 +206,7 @@ final class ProxyHost: SIPForwarder {
             target.transport = hop.transport
             target.sourceHost = hop.host
             target.sourcePort = hop.port
-        } else if kind == .location, let flow = t.flowID, t.transport.isReliable, !mustBeTLS || t.transport == .tls {
+        } else if kind == .location, let flow = t.flowID, t.transport.isReliable, !mustBeTLS || t.transport.isSecure {
             // The connection it registered on, open or not: a closed one fails the branch (430/480).
             target.flowID = flow
         } else if kind == .location, t.transport == .udp, t.flowID == nil, !mustBeTLS {
@@ -244,11 +244,11 @@ final class ProxyHost: SIPForwarder {
     func uriHop(_ uri: SIPURI, mustBeTLS: Bool) -> SendTarget? {
         var u = uri
         if mustBeTLS, !u.isSIPS {
-            guard u.transport == nil || u.transport == "tls" else { return nil }
-            u.parameters.set("transport", "tls")
+            guard u.transport == nil || u.transport == "tls" || u.transport == "wss" else { return nil }
+            if u.transport == nil { u.parameters.set("transport", "tls") }
         }
         guard let t = try? LegSelection.select(u, available: dispatcher.legTransports) else { return nil }
-        if mustBeTLS, t.transport != .tls { return nil }
+        if mustBeTLS, !t.transport.isSecure { return nil }
         return t
     }
 

@@ -1,0 +1,40 @@
+import Foundation
+import Testing
+
+/// SIP over WebSocket (RFC 7118) with a real WebSocket client (Python `websockets`, Debian's
+/// python3-websockets): registration over WS and WSS, the handshake and framing edge cases,
+/// the Origin allow-list, and a call from a WSS client to a TLS client through the proxy.
+@Suite(.serialized) struct WebSocketTests {
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("websocket/ws.py").path
+    static let haveClient = run0("/usr/bin/python3", ["-c", "import websockets"])
+
+    static func run0(_ exe: String, _ args: [String]) -> Bool {
+        (try? run(exe, args, timeout: 10).status) == 0
+    }
+
+    func play(_ scenario: String, _ extra: [String] = []) throws {
+        let s = try ServerProcess.start(["--ws", "127.0.0.1:0", "--wss", "127.0.0.1:0", "--domain", "example.com"] + extra)
+        defer { s.stop() }
+        #expect(s.ws != 0 && s.wss != 0, "\(s.output)")
+        let r = try run("/usr/bin/python3", [Self.script, scenario, String(s.ws), String(s.wss), String(s.tls)], timeout: 60)
+        #expect(r.status == 0 && r.out.hasSuffix("OK\n"), "\(scenario): \(r.out)\(r.err)\nserver: \(s.errors.suffix(2000))")
+    }
+
+    @Test(.enabled(if: haveClient, "python3-websockets is not installed")) func registerOverWSAndWSS() throws {
+        try play("register")
+    }
+
+    @Test(.enabled(if: haveClient, "python3-websockets is not installed")) func handshakeAndFramingEdgeCases() throws {
+        try play("edges")
+    }
+
+    @Test(.enabled(if: haveClient, "python3-websockets is not installed")) func originAllowList() throws {
+        let config = NSTemporaryDirectory() + "sipreg-ws-\(UUID().uuidString).yaml"
+        try "listen:\n  ws_origins: [\"https://phone.example.com\"]\n".write(toFile: config, atomically: true, encoding: .utf8)
+        try play("origin", ["--config", config])
+    }
+
+    @Test(.enabled(if: haveClient, "python3-websockets is not installed")) func callFromWSSToTLSAndBack() throws {
+        try play("call")
+    }
+}
