@@ -37,4 +37,17 @@ import Testing
     @Test(.enabled(if: haveClient, "python3-websockets is not installed")) func callFromWSSToTLSAndBack() throws {
         try play("call")
     }
+
+    static let haveChromium = FileManager.default.isExecutableFile(atPath: "/usr/bin/chromium")
+
+    /// A real browser: headless Chromium loads a page that opens wss:// with the subprotocol
+    /// sip, registers, then calls a TLS client; the page's title (read over DevTools) shows each 200.
+    @Test(.enabled(if: haveClient && haveChromium, "chromium or python3-websockets is not installed"))
+    func chromiumRegistersAndCallsOverWSS() throws {
+        let s = try ServerProcess.start(["--wss", "127.0.0.1:0", "--domain", "example.com"])
+        defer { s.stop() }
+        let browser = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("websocket/browser.py").path
+        let r = try run("/usr/bin/python3", [browser, String(s.wss), String(s.tls)], timeout: 90)
+        #expect(r.status == 0 && r.out.hasSuffix("OK\n"), "\(r.out)\(r.err)\nserver: \(s.errors.suffix(2000))")
+    }
 }
