@@ -31,6 +31,9 @@ public final class Dispatcher: SIPTimerScheduler, Sendable {
     private let observers = NIOLockedValueBox<[@Sendable (TransportEvent) -> Void]>([])
     /// One task executor per event loop, keyed by the loop's identity.
     private let executors: [ObjectIdentifier: EventLoopTaskExecutor]
+    /// One timer wheel per event loop, keyed by the loop's identity.
+    private let wheels: [ObjectIdentifier: TimerWheel]
+    private let firstWheel: TimerWheel
     /// The group's loops, in a fixed order: a request is processed on the one its Call-ID hashes to.
     let loops: [any EventLoop]
     private let defaultClientContext = NIOLockedValueBox<TLSContext?>(nil)
@@ -57,12 +60,16 @@ public final class Dispatcher: SIPTimerScheduler, Sendable {
         }
         self.logger = logger
         var executors: [ObjectIdentifier: EventLoopTaskExecutor] = [:]
+        var wheels: [ObjectIdentifier: TimerWheel] = [:]
         var loops: [any EventLoop] = []
         for loop in self.group.makeIterator() {
             executors[ObjectIdentifier(loop)] = EventLoopTaskExecutor(loop)
+            wheels[ObjectIdentifier(loop)] = TimerWheel(loop: loop)
             loops.append(loop)
         }
         self.executors = executors
+        self.wheels = wheels
+        self.firstWheel = loops.first.flatMap { wheels[ObjectIdentifier($0)] } ?? TimerWheel(loop: self.group.next())
         self.loops = loops
         self.interfaceAddresses = ((try? System.enumerateDevices()) ?? []).compactMap { $0.address?.ipAddress.map(Self.unmapped) }
         self.parser = SIPMessageParser(limits: configuration.parserLimits)
@@ -188,19 +195,18 @@ public final class Dispatcher: SIPTimerScheduler, Sendable {
         for c in all { try? await c.close() }
         for c in connections.allChannels() { try? await c.close() }
         clientTransactions.failAll(DispatcherError.shutDown)
+        for w in wheels.values { w.stop() }
         if ownsGroup { try? await group.shutdownGracefully() }
     }
 
     // MARK: Timers
 
+    /// Runs `body` after `delay` (to 10 ms) on the calling event loop's timer wheel when called
+    /// on one (no cross-thread wake-up: the proxy arms and disarms several timers per
+    /// request), else on the first loop's. Arming and cancelling cost O(1) (``TimerWheel``).
     public func schedule(after delay: Duration, _ body: @escaping @Sendable () -> Void) -> any SIPScheduledTimer {
-        let task = group.next().scheduleTask(in: .nanoseconds(delay.nanoseconds)) { body() }
-        return ScheduledTimer(task: task)
-    }
-
-    struct ScheduledTimer: SIPScheduledTimer {
-        let task: Scheduled<Void>
-        func cancel() { task.cancel() }
+        let wheel = MultiThreadedEventLoopGroup.currentEventLoop.flatMap { wheels[ObjectIdentifier($0)] } ?? firstWheel
+        return wheel.schedule(after: delay, body)
     }
 
     // MARK: Counters

@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import SIPMessage
 import SIPProxy
 import SIPTransport
+import Synchronization
 
 /// What the proxy reports, for metrics and the one log line per failed call set-up.
 struct ProxyObserver: Sendable {
@@ -54,7 +55,7 @@ final class ProxyHost: SIPForwarder {
     let observer: ProxyObserver
     let logger: Logger
     private let shards: [NIOLockedValueBox<[String: Entry]>]
-    private let generation = NIOLockedValueBox<UInt64>(0)
+    private let generation = Atomic<UInt64>(0)
 
     init(dispatcher: Dispatcher, location: any ProxyLocationService, identity: ProxyIdentity, codec: FlowTokenCodec,
          timers: ProxyTimerConfiguration = .init(), server: String?, observer: ProxyObserver = .init(), logger: Logger) {
@@ -336,10 +337,7 @@ final class ProxyHost: SIPForwarder {
                 work.append(.downstream(key: key, branch: branch, request, Self.hop(to.target)))
             case .startTimer(let t, let after):
                 entry.timers[t]?.timer.cancel()
-                let gen = generation.withLockedValue { g -> UInt64 in
-                    g += 1
-                    return g
-                }
+                let gen = generation.wrappingAdd(1, ordering: .relaxed).newValue
                 let timer = dispatcher.schedule(after: after) { [weak self] in self?.handle(key, .timerFired(t), generation: gen) }
                 entry.timers[t] = (gen, timer)
             case .stopTimer(let t):
