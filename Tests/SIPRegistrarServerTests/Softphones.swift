@@ -446,8 +446,12 @@ final class Linphonec: @unchecked Sendable {
     ///   - caFile: the CA that signed the server certificate; nil: the system store.
     ///   - verify: `verify_server_certs` / `verify_server_cn`.
     ///   - host: the name it connects to (and checks the certificate for).
+    ///   - outbound: also `reg_route` (the proxy, `;lr`): it then sends every request, calls
+    ///     included, through the server. Without it a call goes to the Request-URI's domain
+    ///     (`example.com`, which does not resolve).
     init(user: String, serverPort: Int?, caFile: String?, domain: String = "example.com", scheme: String = "sips",
-         host: String = "localhost", password: String? = nil, verify: Bool = true, autoAnswer: Bool = true) throws {
+         host: String = "localhost", password: String? = nil, verify: Bool = true, autoAnswer: Bool = true,
+         outbound: Bool = false) throws {
         guard let exe = Softphones.linphonec else { throw Softphones.Failure(description: "linphonec is not installed") }
         self.user = user
         self.domain = domain
@@ -468,6 +472,7 @@ final class Linphonec: @unchecked Sendable {
             let proxy = scheme == "sips" ? "<sips:\(host):\(serverPort)>" : "<sip:\(host):\(serverPort);transport=tls>"
             rc += ["", "[proxy_0]", "reg_proxy=\(proxy)", "reg_identity=\"\(user)\" <\(scheme):\(user)@\(domain)>",
                    "reg_expires=600", "reg_sendregister=1", "publish=0"]
+            if outbound { rc.append("reg_route=" + proxy.dropLast() + ";lr>") }
             if let password {
                 rc += ["", "[auth_info_0]", "username=\(user)", "passwd=\(password)", "domain=\(domain)"]
             }
