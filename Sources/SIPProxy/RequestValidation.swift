@@ -52,8 +52,9 @@ public struct ProxyRequestValidator: Sendable {
         self.server = server
     }
 
-    /// Runs the checks in the order of RFC 3261 16.3, then 16.4.
-    public func validate(_ request: SIPRequest) -> ProxyValidation {
+    /// Runs the checks in the order of RFC 3261 16.3, then 16.4. `branchKey` is the request's
+    /// key when the caller computed it already (it is not computed twice).
+    public func validate(_ request: SIPRequest, branchKey: ProxyBranchKey? = nil) -> ProxyValidation {
         func reject(_ code: Int, _ reason: String? = nil) -> ProxyValidation {
             .reject(SIPResponse(to: request, statusCode: code, reasonPhrase: reason, toTag: SIPResponse.randomTag(),
                                 server: server))
@@ -62,8 +63,8 @@ public struct ProxyRequestValidator: Sendable {
         let key: ProxyBranchKey
         let vias: [SIPVia]
         let maxForwards: Int?
-        do {
-            key = try ProxyBranchKey(request: request)
+        do throws(SIPParseError) {
+            if let branchKey { key = branchKey } else { key = try ProxyBranchKey(request: request) }
             vias = try request.headers.via
             maxForwards = try request.headers.maxForwards
             _ = try request.headers.route

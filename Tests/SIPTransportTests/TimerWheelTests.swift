@@ -18,11 +18,18 @@ import Testing
         let cancelled = wheel.schedule(after: .milliseconds(20)) { fired.withLockedValue { $0.append(99) } }
         cancelled.cancel()
         // Beyond one turn of the wheel (1,024 slots of 10 ms): must wait its rounds.
+        let started = ContinuousClock.now
         let late = wheel.schedule(after: .seconds(11)) { fired.withLockedValue { $0.append(100) } }
         try await Task.sleep(for: .milliseconds(300))
-        #expect(fired.withLockedValue { $0 } == [1, 2, 3])
+        // A loaded machine can sleep much longer than asked: judge the 11 s timer by the time that passed.
+        let early = ContinuousClock.now - started < .milliseconds(10_900)
+        let seen = fired.withLockedValue { $0 }
+        #expect(Array(seen.prefix(3)) == [1, 2, 3])
+        if early {
+            #expect(seen == [1, 2, 3], "the 11 s timer fired early")
+            #expect(wheel.pending == 1, "the 11 s timer is still armed")
+        }
         t3.cancel()  // after firing: nothing happens
-        #expect(wheel.pending == 1, "the 11 s timer is still armed")
         late.cancel()
         wheel.stop()
         try await group.shutdownGracefully()

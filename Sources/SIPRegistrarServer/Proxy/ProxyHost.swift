@@ -83,7 +83,8 @@ final class ProxyHost: SIPForwarder {
     // MARK: Requests
 
     func forward(_ request: SIPRequest, from source: SIPSource, upstream: SIPUpstream) -> Bool {
-        let key = ((try? ProxyBranchKey(request: request)) ?? nil)?.transactionHash
+        let branchKey = (try? ProxyBranchKey(request: request)) ?? nil
+        let key = branchKey?.transactionHash
         switch request.method {
         case .ack:
             // The ACK of a non-2xx final response belongs to the INVITE's server transaction (17.2.3);
@@ -91,7 +92,7 @@ final class ProxyHost: SIPForwarder {
             if let key, exists(key) {
                 handle(key, .ack)
             } else {
-                forwardStatelessly(request, from: source)
+                forwardStatelessly(request, from: source, branchKey: branchKey)
             }
             return true
         case .cancel:
@@ -106,7 +107,7 @@ final class ProxyHost: SIPForwarder {
             break
         }
         let validated: ValidatedRequest
-        switch validator.validate(request) {
+        switch validator.validate(request, branchKey: branchKey) {
         case .reject(let r):
             upstream.send(r)
             return true
@@ -262,8 +263,8 @@ final class ProxyHost: SIPForwarder {
 
     /// A 2xx ACK (or another request we keep no state for): our Via, the hop its Route or
     /// flow token names, sent once (RFC 3261 16.11).
-    func forwardStatelessly(_ request: SIPRequest, from source: SIPSource) {
-        guard case .forward(let validated) = validator.validate(request) else { return }
+    func forwardStatelessly(_ request: SIPRequest, from source: SIPSource, branchKey: ProxyBranchKey? = nil) {
+        guard case .forward(let validated) = validator.validate(request, branchKey: branchKey) else { return }
         let target: ProxyTarget
         let kind: TargetKind
         switch validated.route(arrivedOn: source, identity: identity, codec: codec, server: server) {
