@@ -143,8 +143,18 @@ public final class RegistrarServer: Sendable {
             for a in config.tcp { announce("listening tcp \(try await bind(a, "tcp") { try await dispatcher.bindTCP(host: $0, port: a.port) })") }
             for a in config.ws { announce("listening ws \(try await bind(a, "ws") { try await dispatcher.bindWebSocket(host: $0, port: a.port) })") }
             if let tlsStore {
+                // Connections this server opens (to another node, to a sips: contact) verify the peer
+                // against tls.ca when it is given (a private CA for the nodes), else the system roots.
+                var clientContext: TLSContext?
+                if let ca = config.ca {
+                    do {
+                        clientContext = try TLSContext(configuration: .client(trustRoots: .file(ca)))
+                    } catch {
+                        throw ConfigurationError("tls.ca \(ca): \(error)")
+                    }
+                }
                 for a in config.tls {
-                    announce("listening tls \(try await bind(a, "tls") { try await dispatcher.bindTLS(host: $0, port: a.port, contexts: tlsStore) })")
+                    announce("listening tls \(try await bind(a, "tls") { try await dispatcher.bindTLS(host: $0, port: a.port, contexts: tlsStore, clientContext: clientContext) })")
                 }
                 for a in config.wss {
                     announce("listening wss \(try await bind(a, "wss") { try await dispatcher.bindWebSocket(host: $0, port: a.port, contexts: tlsStore) })")

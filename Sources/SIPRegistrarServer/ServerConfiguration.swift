@@ -96,7 +96,7 @@ public struct ServerConfiguration: Sendable, Hashable {
     /// `listen.ws_max_frame`: the largest WebSocket frame accepted, in bytes.
     public var webSocketMaxFrame = 65_536
     /// `listen.spread`: process one peer's requests on every event loop (see `TransportConfiguration`).
-    public var spreadAcrossLoops = false
+    public var spreadAcrossLoops = true
     /// The host name or address peers reach this server at (`listen.advertise`), written in the
     /// proxy's Via and Record-Route; nil: the listener's address, or for a wildcard listener the
     /// interface address towards the peer.

@@ -143,13 +143,14 @@ extension Dispatcher {
             try sendRequestNow(request, over: hop)
         case .stream(let target):
             let wire = request.serialized()
-            let channel: any Channel
             do {
-                channel = try await streamChannel(to: target)
+                let channel = try await streamChannel(to: target)
+                // On a new TLS connection the write completes after the handshake, or fails with it:
+                // a peer that cannot be verified is a transport error now, not a branch that waits for Timer B.
+                try await channel.writeAndFlush(channel.allocator.buffer(bytes: wire)).get()
             } catch {
                 throw .unreachable("\(target): \(error)")
             }
-            channel.writeAndFlush(channel.allocator.buffer(bytes: wire), promise: nil)
         }
     }
 

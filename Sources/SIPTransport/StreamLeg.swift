@@ -81,17 +81,17 @@ final class StreamLeg: Sendable {
             dispatcher.refuse(.connectionsRefusedPerIPLimit, transport, host: host, port: port, reason: "per-IP connection limit")
             throw DispatcherError.connectFailed("\(transport) \(host):\(port): per-IP connection limit reached")
         }
-        var handler: TLSHandler?
+        let loop = dispatcher.group.next()
+        var tlsHandler: NIOLoopBoundBox<TLSHandler>?
         if transport == .tls {
             guard let clientContext = tls?.client else {
                 dispatcher.connections.release(ip: host)
                 throw DispatcherError.connectFailed("\(transport) \(host):\(port): no client TLS context")
             }
             // One client context for every connection; the name to verify and send as SNI is per connection.
-            handler = TLSHandler(context: clientContext, serverHostname: host)
+            // Made here, off the loop (this runs in a task), and handed to the loop that runs the connection.
+            tlsHandler = NIOLoopBoundBox.makeBoxSendingValue(TLSHandler(context: clientContext, serverHostname: host), eventLoop: loop)
         }
-        let tlsHandler = handler.map { NIOLoopBoundBox($0, eventLoop: dispatcher.group.next()) }
-        let loop = tlsHandler?.eventLoop ?? dispatcher.group.next()
         do {
             return try await ClientBootstrap(group: loop)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)

@@ -35,11 +35,11 @@ import Testing
 
 /// `listen.spread` turns on the spreading of one peer's requests across event loops.
 @Suite struct SpreadConfigTests {
-    @Test func spreadIsOffByDefaultAndReadFromTheFile() throws {
+    @Test func spreadIsOnByDefaultAndReadFromTheFile() throws {
         let path = NSTemporaryDirectory() + "sipreg-\(UUID().uuidString).yaml"
-        try "listen:\n  spread: true\n".write(toFile: path, atomically: true, encoding: .utf8)
-        #expect(try ConfigurationLoader.load(file: path, environment: [:], overrides: ConfigurationOverrides()).spreadAcrossLoops)
-        #expect(!ServerConfiguration.defaults.spreadAcrossLoops)
+        try "listen:\n  spread: false\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try !ConfigurationLoader.load(file: path, environment: [:], overrides: ConfigurationOverrides()).spreadAcrossLoops)
+        #expect(ServerConfiguration.defaults.spreadAcrossLoops)
         try "listen:\n  spread: sometimes\n".write(toFile: path, atomically: true, encoding: .utf8)
         #expect(throws: ConfigurationError.self) {
             try ConfigurationLoader.load(file: path, environment: [:], overrides: ConfigurationOverrides())
