@@ -87,6 +87,32 @@ public final class Dispatcher: SIPTimerScheduler, Sendable {
         }
     }
 
+    /// The limits every inbound connection (TCP, TLS, WS, WSS) meets before anything else: a
+    /// slot in total and per source address, and for a secure transport the TLS handshake
+    /// rate per source. False when refused (counted and reported; the caller closes, no slot
+    /// is held); true when a slot is taken, which ``ConnectionTable/release(ip:)`` gives back.
+    func admitInbound(_ transport: SIPTransportProtocol, host: String, port: Int) -> Bool {
+        let exempt = configuration.limitExemptions.contains(host)
+        switch connections.admit(ip: host, maxTotal: configuration.maxConnections,
+                                 maxPerIP: exempt ? Int.max : configuration.maxConnectionsPerIP) {
+        case .admitted:
+            break
+        case .totalLimit:
+            refuse(.connectionsRefusedTotalLimit, transport, host: host, port: port, reason: "connection limit")
+            return false
+        case .perIPLimit:
+            refuse(.connectionsRefusedPerIPLimit, transport, host: host, port: port, reason: "per-IP connection limit")
+            return false
+        }
+        if transport.isSecure && !exempt,
+           !handshakeRate.record(SourceKey.limitKey(forIP: host), now: Int64(Self.monotonicNow() / 1_000_000)).isAllowed {
+            connections.release(ip: host)
+            refuse(.connectionsRefusedHandshakeRate, transport, host: host, port: port, reason: "TLS handshake rate per IP")
+            return false
+        }
+        return true
+    }
+
     /// Runs `body` as a task on `loop` (or on the default executor for a loop not in the group).
     func spawn(on loop: (any EventLoop)?, _ body: @escaping @Sendable () async -> Void) {
         if let loop, let executor = executors[ObjectIdentifier(loop)] {

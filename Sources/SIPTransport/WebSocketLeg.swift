@@ -120,26 +120,11 @@ final class WebSocketGate: ChannelInboundHandler, RemovableChannelHandler {
         guard admittedIP == nil, !handedOver, let remote = context.channel.remoteAddress, let host = remote.ipAddress,
               let port = remote.port else { return }
         let config = dispatcher.configuration
-        let exempt = config.limitExemptions.contains(host)
-        switch dispatcher.connections.admit(ip: host, maxTotal: config.maxConnections,
-                                            maxPerIP: exempt ? Int.max : config.maxConnectionsPerIP) {
-        case .admitted:
-            admittedIP = host
-        case .totalLimit:
-            dispatcher.refuse(.connectionsRefusedTotalLimit, transport, host: host, port: port, reason: "connection limit")
-            context.close(promise: nil)
-            return
-        case .perIPLimit:
-            dispatcher.refuse(.connectionsRefusedPerIPLimit, transport, host: host, port: port, reason: "per-IP connection limit")
+        guard dispatcher.admitInbound(transport, host: host, port: port) else {
             context.close(promise: nil)
             return
         }
-        if transport.isSecure && !exempt,
-           !dispatcher.handshakeRate.record(SourceKey.limitKey(forIP: host), now: Int64(Dispatcher.monotonicNow() / 1_000_000)).isAllowed {
-            dispatcher.refuse(.connectionsRefusedHandshakeRate, transport, host: host, port: port, reason: "TLS handshake rate per IP")
-            context.close(promise: nil)
-            return
-        }
+        admittedIP = host
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
         timer = context.eventLoop.scheduleTask(in: .nanoseconds(config.idleTimeoutBeforeFirstMessage.nanoseconds)) { [dispatcher] in
             dispatcher.count(.connectionsClosedIdle)
