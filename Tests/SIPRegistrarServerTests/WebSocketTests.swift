@@ -12,11 +12,12 @@ import Testing
         (try? run(exe, args, timeout: 10).status) == 0
     }
 
-    func play(_ scenario: String, _ extra: [String] = []) throws {
+    func play(_ scenario: String, _ extra: [String] = [], password: String? = nil) throws {
         let s = try ServerProcess.start(["--ws", "127.0.0.1:0", "--wss", "127.0.0.1:0", "--domain", "example.com"] + extra)
         defer { s.stop() }
         #expect(s.ws != 0 && s.wss != 0, "\(s.output)")
-        let r = try run("/usr/bin/python3", [Self.script, scenario, String(s.ws), String(s.wss), String(s.tls)], timeout: 60)
+        let r = try run("/usr/bin/python3", [Self.script, scenario, String(s.ws), String(s.wss), String(s.tls)] + (password.map { [$0] } ?? []),
+                        timeout: 60)
         #expect(r.status == 0 && r.out.hasSuffix("OK\n"), "\(scenario): \(r.out)\(r.err)\nserver: \(s.errors.suffix(2000))")
     }
 
@@ -26,6 +27,14 @@ import Testing
 
     @Test(.enabled(if: haveClient, "python3-websockets is not installed")) func handshakeAndFramingEdgeCases() throws {
         try play("edges")
+    }
+
+    /// Authentication is the same as over TLS: digest (browsers cannot present client certificates).
+    @Test(.enabled(if: haveClient, "python3-websockets is not installed")) func digestOverWSS() throws {
+        let users = NSTemporaryDirectory() + "sipreg-users-\(UUID().uuidString)"
+        let r = try run(ServerProcess.binary, ["passwd", "--users", users, "alice@example.com"], input: "wonderland\n")
+        #expect(r.status == 0, "\(r.err)")
+        try play("digest", ["--users", users], password: "wonderland")
     }
 
     @Test(.enabled(if: haveClient, "python3-websockets is not installed")) func originAllowList() throws {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """SIP over WebSocket (RFC 7118) against the server, with the `websockets` package.
 
-usage: ws.py SCENARIO WS_PORT WSS_PORT [TLS_PORT]
+usage: ws.py SCENARIO WS_PORT WSS_PORT [TLS_PORT [PASSWORD]]
 
 Scenarios print one line per step and end with OK; the first surprise exits 1.
 """
@@ -203,6 +203,30 @@ async def scenario_call():
     await ws.close()
 
 
-asyncio.run({'register': scenario_register, 'edges': scenario_edges, 'origin': scenario_origin,
+async def scenario_digest():
+    """With users, a REGISTER over WSS is challenged (401) and accepted with digest credentials, as over TLS."""
+    import hashlib, re
+    password = sys.argv[5]
+    ws = await connect(True)
+    contact = f'<sip:alice@{uuid.uuid4().hex[:8]}.invalid;transport=wss>'
+    await ws.send(register('alice', 'WSS', contact=contact))
+    r = await recv(ws, '401 to REGISTER')
+    expect(status(r) == 401, f'challenged over WSS: {r.splitlines()[0]}')
+    chal = next(l for l in r.split('\r\n') if l.lower().startswith('www-authenticate:') and 'SHA-256' in l)
+    realm = re.search(r'realm="([^"]*)"', chal).group(1)
+    nonce = re.search(r'nonce="([^"]*)"', chal).group(1)
+    h = lambda t: hashlib.sha256(t.encode()).hexdigest()
+    uri = 'sip:example.com'
+    digest = h(f"{h(f'alice:{realm}:{password}')}:{nonce}:00000001:c0ffee:auth:{h(f'REGISTER:{uri}')}")
+    creds = (f'Authorization: Digest username="alice", realm="{realm}", nonce="{nonce}", uri="{uri}", '
+             f'response="{digest}", algorithm=SHA-256, qop=auth, nc=00000001, cnonce="c0ffee"')
+    await ws.send(register('alice', 'WSS', contact=contact).replace('Content-Length: 0', creds + '\r\nContent-Length: 0'))
+    r = await recv(ws, '200 to the authenticated REGISTER')
+    expect(status(r) == 200, f'digest over WSS: {r.splitlines()[0]}')
+    print('digest over WSS: 401, then 200 with credentials')
+    await ws.close()
+
+
+asyncio.run({'digest': scenario_digest, 'register': scenario_register, 'edges': scenario_edges, 'origin': scenario_origin,
              'call': scenario_call}[SCENARIO]())
 print('OK')
