@@ -14,6 +14,13 @@ public protocol SIPForwarder: Sendable {
 
     /// A response that arrived on `source`; true when it was the forwarder's.
     func receive(_ response: SIPResponse, from source: SIPSource) -> Bool
+
+    /// The connection `flowID` closed: whatever waits for an answer over it will get none.
+    func flowClosed(_ flowID: UInt64)
+}
+
+extension SIPForwarder {
+    public func flowClosed(_ flowID: UInt64) {}
 }
 
 /// The way back to the sender of a forwarded request: its server transaction (RFC 3261

@@ -69,6 +69,7 @@ final class StreamConnectionHandler: ChannelInboundHandler {
         if let source {
             dispatcher.connections.remove(flowID)
             dispatcher.notify(.connectionClosed(transport, remote: source.remoteAddress))
+            dispatcher.forwarder?.flowClosed(flowID)
         }
         if let ip = admittedIP {
             dispatcher.connections.release(ip: ip)

@@ -34,6 +34,14 @@ final class ProxyHost: SIPForwarder {
         var upstream: SIPUpstream
         /// Running timers with a generation, so that a firing that raced a restart is ignored.
         var timers: [ProxyCoreTimer: (generation: UInt64, timer: any SIPScheduledTimer)] = [:]
+        /// The flows its branches went out on (see ``ProxyHost/flowBranches``).
+        var flows: Set<UInt64> = []
+    }
+
+    /// A branch of a transaction.
+    struct BranchRef: Hashable, Sendable {
+        var key: String
+        var branch: Int
     }
 
     /// Things to do outside the lock, in order.
@@ -55,6 +63,10 @@ final class ProxyHost: SIPForwarder {
     let observer: ProxyObserver
     let logger: Logger
     private let shards: [NIOLockedValueBox<[String: Entry]>]
+    /// The branches sent over each flow whose transactions are not over: when the flow closes
+    /// they fail at once (430/480, RFC 5626 5.3) instead of waiting for Timer B or F. Taken
+    /// after a shard's lock, never before it.
+    private let flowBranches = NIOLockedValueBox<[UInt64: Set<BranchRef>]>([:])
     private let generation = Atomic<UInt64>(0)
 
     init(dispatcher: Dispatcher, location: any ProxyLocationService, identity: ProxyIdentity, codec: FlowTokenCodec,
@@ -290,6 +302,11 @@ final class ProxyHost: SIPForwarder {
         return codec.decode(user) != nil
     }
 
+    func flowClosed(_ flowID: UInt64) {
+        let refs = flowBranches.withLockedValue { $0.removeValue(forKey: flowID) } ?? []
+        for r in refs { handle(r.key, .flowFailed(branch: r.branch)) }
+    }
+
     // MARK: Responses
 
     func receive(_ response: SIPResponse, from source: SIPSource) -> Bool {
@@ -335,7 +352,12 @@ final class ProxyHost: SIPForwarder {
             case .answerCancel(let r):
                 if let cancelUpstream { work.append(.upstream(cancelUpstream, r)) }
             case .sendDownstream(let branch, let request, let to):
-                work.append(.downstream(key: key, branch: branch, request, Self.hop(to.target)))
+                let hop = Self.hop(to.target)
+                if case .flow(let id) = hop, request.method != .ack {
+                    entry.flows.insert(id)
+                    _ = flowBranches.withLockedValue { $0[id, default: []].insert(BranchRef(key: key, branch: branch)) }
+                }
+                work.append(.downstream(key: key, branch: branch, request, hop))
             case .startTimer(let t, let after):
                 entry.timers[t]?.timer.cancel()
                 let gen = generation.wrappingAdd(1, ordering: .relaxed).newValue
@@ -351,6 +373,16 @@ final class ProxyHost: SIPForwarder {
             case .terminated:
                 for (_, t) in entry.timers { t.timer.cancel() }
                 entry.timers = [:]
+                if !entry.flows.isEmpty {
+                    let flows = entry.flows
+                    flowBranches.withLockedValue { index in
+                        for id in flows {
+                            guard let refs = index[id] else { continue }
+                            let left = refs.filter { $0.key != key }
+                            index[id] = left.isEmpty ? nil : left
+                        }
+                    }
+                }
                 work.append(.terminated)
             }
         }
