@@ -27,7 +27,9 @@ final class NodeDirectory: Sendable {
     func address(of node: String) -> SIPURI? {
         let now = ContinuousClock.now
         return entries.withLock { e in
-            guard let entry = e[node], entry.age + Self.seconds(now - entry.readAt) < Self.staleAfter else { return nil }
+            guard let entry = e[node], entry.age + Double((now - entry.readAt).nanosecondsValue) / 1e9 < Self.staleAfter else {
+                return nil
+            }
             return entry.address
         }
     }
@@ -40,11 +42,6 @@ final class NodeDirectory: Sendable {
             fresh[node] = Entry(address: uri, age: age, readAt: now)
         }
         entries.withLock { $0 = fresh }
-    }
-
-    static func seconds(_ d: Duration) -> Double {
-        let (s, a) = d.components
-        return Double(s) + Double(a) / 1e18
     }
 }
 

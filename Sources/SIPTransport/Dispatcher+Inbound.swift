@@ -97,13 +97,7 @@ extension Dispatcher {
                     if let key { self.transactions.abandon(key) }
                     return
                 }
-                let wire = response.serialized()
-                if let key {
-                    self.transactions.complete(key, response: wire, timerJ: self.configuration.timerJ(source.transport),
-                                               now: Self.monotonicNow())
-                }
-                self.notify(.responseSent(response.statusCode, source.transport))
-                self.sendResponseBytes(wire, topVia: topVia, source: source)
+                upstream.send(response)
             }
         }
     }

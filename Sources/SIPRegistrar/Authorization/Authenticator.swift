@@ -168,7 +168,7 @@ public final class Authenticator: SIPReceiver {
             }
         }
         let realm = configuration.realm ?? domain
-        let proxy = !isRegister && configuration.challengesAsProxy
+        let proxy = challengesAsProxy(request)
         let mode = configuration.mode(for: isRegister || proxy ? domain : request.uri.hostName)
         if mode == .off { return .pass }
 
@@ -197,7 +197,7 @@ public final class Authenticator: SIPReceiver {
     // MARK: Digest
 
     func digest(_ request: SIPRequest, source: SIPSource, realm: String, aor: String?, exempt: Bool, now: Int64) -> SIPReceiveOutcome {
-        let proxy = request.method != .register && configuration.challengesAsProxy
+        let proxy = challengesAsProxy(request)
         let fields = (try? (proxy ? request.headers.proxyAuthorization : request.headers.authorization)) ?? []
         guard let credentials = fields.first(where: {
             $0.scheme.lowercased() == "digest" && ($0["realm"] ?? "").lowercased() == realm
@@ -332,7 +332,7 @@ public final class Authenticator: SIPReceiver {
     func challenge(_ request: SIPRequest, realm: String, stale: Bool, now: Int64) -> SIPReceiveOutcome {
         observer?(.challenged(realm: realm, stale: stale))
         // RFC 3261 22.3: a proxy's challenge is 407 with Proxy-Authenticate.
-        let proxy = request.method != .register && configuration.challengesAsProxy
+        let proxy = challengesAsProxy(request)
         var r = SIPResponse(to: request, statusCode: proxy ? 407 : 401, toTag: SIPResponse.randomTag(), server: serverHeader)
         let quotedRealm = realm.replacingQuotes()
         for algorithm in configuration.algorithms {
@@ -355,6 +355,11 @@ public final class Authenticator: SIPReceiver {
                             server: serverHeader)
         if let until { r.headers.add(.retryAfter, String(max(1, (until - now + 999) / 1000))) }
         return .respond(r)
+    }
+
+    /// Whether `request` is challenged the proxy's way (407, Proxy-Authenticate, Proxy-Authorization).
+    func challengesAsProxy(_ request: SIPRequest) -> Bool {
+        request.method != .register && configuration.challengesAsProxy
     }
 
     func fromAOR(_ request: SIPRequest) -> String? {

@@ -89,9 +89,6 @@ final class ProxyHost: SIPForwarder {
         return shards[Int(h % UInt32(shards.count))]
     }
 
-    /// Transactions held now.
-    var count: Int { shards.reduce(0) { $0 + $1.withLockedValue { $0.count } } }
-
     // MARK: Requests
 
     func forward(_ request: SIPRequest, from source: SIPSource, upstream: SIPUpstream) -> Bool {
@@ -126,17 +123,17 @@ final class ProxyHost: SIPForwarder {
         case .forward(let v):
             validated = v
         }
+        let decision = validated.route(arrivedOn: source, identity: identity, codec: codec, server: server)
         // A request inside a dialog is forwarded only along a Record-Route we signed: anything
         // else would let an unauthenticated request claim to be in a dialog with a local user.
-        if ((try? request.headers.to) ?? nil)?.tag != nil, !validated.isInOurDialog(codec: codec),
-           validated.route(arrivedOn: source, identity: identity, codec: codec, server: server) != .local {
+        if ((try? request.headers.to) ?? nil)?.tag != nil, !validated.isInOurDialog(codec: codec), decision != .local {
             upstream.send(SIPResponse(to: request, statusCode: 481, reasonPhrase: "Dialog Not Known Here",
                                       toTag: nil, server: server))
             return true
         }
         var targets: [ProxyTarget]
         var kind = TargetKind.location
-        switch validated.route(arrivedOn: source, identity: identity, codec: codec, server: server) {
+        switch decision {
         case .local:
             return false
         case .reject(let r):
@@ -167,16 +164,17 @@ final class ProxyHost: SIPForwarder {
             upstream.send(r)
             return true
         }
-        guard let key = key ?? Optional(validated.branchKey.transactionHash) else { return true }
+        // The transaction's key: the branch key `validate` used (a request whose key cannot be read is rejected there).
+        let txKey = validated.branchKey.transactionHash
         var machine = StatefulProxyTransaction(request: validated, targets: TargetSet(branchTargets), inbound: source.transport,
                                                timers: timerConfiguration, server: server)
         var work: [Work] = []
-        let inserted = shard(key).withLockedValue { map -> Bool in
-            guard map[key] == nil else { return false }
+        let inserted = shard(txKey).withLockedValue { map -> Bool in
+            guard map[txKey] == nil else { return false }
             let actions = machine.start()
             var entry = Entry(machine: machine, upstream: upstream)
-            apply(actions, key: key, entry: &entry, cancelUpstream: nil, into: &work)
-            if !entry.machine.isTerminated { map[key] = entry }
+            apply(actions, key: txKey, entry: &entry, cancelUpstream: nil, into: &work)
+            if !entry.machine.isTerminated { map[txKey] = entry }
             return true
         }
         guard inserted else {
