@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "SIPRegistrar", targets: ["SIPRegistrar"]),
         .library(name: "SIPTLS", targets: ["SIPTLS"]),
         .library(name: "SIPTransport", targets: ["SIPTransport"]),
+        .library(name: "SIPLocationStores", targets: ["SIPLocationStores"]),
         .executable(name: "sip-registrar", targets: ["sip-registrar"]),
     ],
     dependencies: [
@@ -104,11 +105,25 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
-        // The server: configuration, SQLite store, admin HTTP API, metrics, lifecycle.
+        // The durable binding stores behind SIPRegistrar's BindingStore: SQLite/ (GRDB) and
+        // PostgreSQL/ (PostgresNIO, with the change log and node table of a shared store), over
+        // one group committer and one binding-row mapping in Common/.
+        .target(
+            name: "SIPLocationStores",
+            dependencies: [
+                "SIPMessage", "SIPRegistrar",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
+        // The server: configuration, store wiring, admin HTTP API, metrics, lifecycle.
         .target(
             name: "SIPRegistrarServer",
             dependencies: [
-                "SIPMessage", "SIPRegistrar", "SIPProxy", "SIPTransport", "SIPTLS",
+                "SIPMessage", "SIPRegistrar", "SIPProxy", "SIPTransport", "SIPTLS", "SIPLocationStores",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -118,8 +133,6 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strictSettings
@@ -135,7 +148,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SIPRegistrarServerTests",
-            dependencies: ["SIPRegistrarServer", "SIPRegistrar", "SIPMessage", "SIPTLS", "sip-registrar"],
+            dependencies: ["SIPRegistrarServer", "SIPLocationStores", "SIPRegistrar", "SIPMessage", "SIPTLS", "sip-registrar"],
             exclude: ["netsip", "proxy", "websocket"],
             swiftSettings: strictSettings
         ),

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import SIPLocationStores
 import SIPMessage
 import SIPRegistrar
 import SIPTLS

@@ -1,3 +1,4 @@
+import SIPLocationStores
 import SIPMessage
 import SIPRegistrar
 import SIPTLS

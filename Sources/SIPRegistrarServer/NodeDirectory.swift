@@ -1,10 +1,9 @@
 import Logging
-import PostgresNIO
 import SIPMessage
 import Synchronization
 
 /// Where the other nodes sharing a PostgreSQL store are reached (`node_address`), as they
-/// publish it in `sip_registrar_nodes`: a request for a contact whose flow another node
+/// publish it in the store's node table (`PostgresNodeTable`): a request for a contact whose flow another node
 /// holds is forwarded there (issue "Several nodes, one truth", item 3). A node that has
 /// not refreshed its row for ``staleAfter`` is taken for gone: its flows count as failed.
 final class NodeDirectory: Sendable {
@@ -34,6 +33,8 @@ final class NodeDirectory: Sendable {
         }
     }
 
+    /// Replaces every entry with `rows` (node, address, seconds since its heartbeat); an address
+    /// that is not a SIP URI is left out.
     func replace(_ rows: [(String, String, Double)]) {
         let now = ContinuousClock.now
         var fresh: [String: Entry] = [:]
@@ -42,27 +43,5 @@ final class NodeDirectory: Sendable {
             fresh[node] = Entry(address: uri, age: age, readAt: now)
         }
         entries.withLock { $0 = fresh }
-    }
-}
-
-extension PostgresBindingStore {
-    /// Publishes this node's address (when it has one) and reads every node's, in one round trip.
-    func refreshNodes(address: String?, into directory: NodeDirectory) async throws {
-        try await client.withConnection { conn in
-            if let address {
-                _ = try await conn.query("""
-                    INSERT INTO sip_registrar_nodes (node, address, seen_at) VALUES (\(self.node), \(address), now())
-                    ON CONFLICT (node) DO UPDATE SET address = EXCLUDED.address, seen_at = EXCLUDED.seen_at
-                    """, logger: self.logger).collect()
-            }
-            var rows: [(String, String, Double)] = []
-            for try await (node, text, age) in try await conn.query("""
-                SELECT node, address, EXTRACT(EPOCH FROM now() - seen_at)::float8 FROM sip_registrar_nodes
-                WHERE seen_at > now() - interval '10 minutes'
-                """, logger: self.logger).decode((String, String, Double).self) {
-                rows.append((node, text, age))
-            }
-            directory.replace(rows)
-        }
     }
 }

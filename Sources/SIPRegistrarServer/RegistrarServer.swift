@@ -37,48 +37,9 @@ public final class RegistrarServer: Sendable {
             tlsStore = try makeTLSStore(config, metrics: metrics)
         }
 
-        let store: any BindingStore
-        var postgres: PostgresBindingStore?
-        var postgresClient: Task<Void, Never>?
-        var startSequence: Int64 = 0
-        switch config.store {
-        case .memory:
-            store = EphemeralBindingStore()
-        case .sqlite(let path):
-            store = try SQLiteBindingStore(path: path, synchronous: config.storeSync)
-            if config.storeSync == .normal {
-                logger.notice("store_sync: normal: a power cut can lose the last acknowledged REGISTERs", metadata: ["store": "\(config.store)"])
-            }
-        case .postgres(let url):
-            guard var location = PostgresLocation(url: url) else { throw ConfigurationError("store \(config.store): not a PostgreSQL URL") }
-            if location.unencryptedToAnotherHost {
-                logger.warning("""
-                    store: PostgreSQL at \(location.host) without sslmode: the connection is encrypted only if the server offers \
-                    TLS (sslmode=prefer), and a man in the middle can refuse it; add ?sslmode=require (or sslmode=disable to say \
-                    that a plain connection is intended)
-                    """, metadata: ["store": "\(config.store)"])
-            }
-            if location.password == nil { location.password = config.storePassword }
-            var storeLogger = logger
-            storeLogger[metadataKey: "component"] = "store"
-            let pg = PostgresBindingStore(location: location, node: config.nodeName ?? HostSystem.defaultNodeName(),
-                                          logger: storeLogger, health: StoreHealth { metrics.storeUp($0) })
-            postgresClient = Task { await pg.runClient() }
-            do {
-                _ = try await withTimeout(.seconds(10)) {
-                    try await pg.migrate()
-                    return true
-                }
-                // Read before loading: changes made meanwhile are read again (harmlessly) by the first catch-up.
-                startSequence = try await withTimeout(.seconds(15)) { try await pg.currentSequence() }
-            } catch {
-                postgresClient?.cancel()
-                throw ConfigurationError("store \(config.store): cannot use the database: \(describePostgresError(error))")
-            }
-            postgres = pg
-            store = pg
-        }
-        defer { postgresClient?.cancel() }
+        let stores = try await StoreFactory.make(config, metrics: metrics, logger: logger)
+        defer { stores.close() }
+        let store = stores.store
 
         // The admin API's token: read, or made at the first start, before anything listens.
         var adminAccess: AdminAPI.Access?
@@ -118,12 +79,11 @@ public final class RegistrarServer: Sendable {
         observe(registrar: registrar, dispatcher: dispatcher, metrics: metrics)
 
         try await startListeners(config, dispatcher: dispatcher, tlsStore: tlsStore, announce: announce)
-        // With a shared store, where the other nodes are reached (their flows are theirs).
-        let directory: NodeDirectory? = postgres == nil ? nil : NodeDirectory()
+        let directory = stores.directory
         if config.nonRegister == .proxy {
             // Requests for registered users are proxied over their flows (RFC 3261 16).
             let proxy = makeProxy(dispatcher: dispatcher, registrar: registrar, secret: secret, metrics: metrics,
-                                  localNode: postgres?.node, directory: directory)
+                                  localNode: stores.node, directory: directory)
             dispatcher.setForwarder(proxy)
             // A request another node forwarded here names one of our flows in a Route it signed
             // with the shared key: it was authenticated there.
@@ -141,16 +101,12 @@ public final class RegistrarServer: Sendable {
         var services: [any Service] = [SIPService(dispatcher: dispatcher, logger: logger)]
         if let admin = config.admin, let adminAccess {
             services.append(adminService(admin, access: adminAccess, created: adminTokenCreated, registrar: registrar,
-                                         dispatcher: dispatcher, metrics: metrics, localNode: postgres?.node, clock: clock,
+                                         dispatcher: dispatcher, metrics: metrics, localNode: stores.node, clock: clock,
                                          announce: announce))
         }
-        if let postgres {
-            var replicationLogger = logger
-            replicationLogger[metadataKey: "component"] = "store"
-            services.append(PostgresReplication(store: postgres, registrar: registrar, startSequence: startSequence,
-                                                logger: replicationLogger, metrics: metrics, directory: directory,
-                                                nodeAddress: config.nodeAddress))
-            logger.info("shared store", metadata: ["store.node": "\(postgres.node)"])
+        services += stores.services(registrar)
+        if let node = stores.node {
+            logger.info("shared store", metadata: ["store.node": "\(node)"])
         }
         services.append(ReloadOnHangup(store: tlsStore, usersFile: security.users, authenticator: authenticator, logger: logger))
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint],

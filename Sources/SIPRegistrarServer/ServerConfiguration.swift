@@ -1,4 +1,5 @@
 import SIPMessage
+public import SIPLocationStores
 public import SIPRegistrar
 public import SIPTLS
 

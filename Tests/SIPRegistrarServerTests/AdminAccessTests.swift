@@ -1,5 +1,6 @@
 import Foundation
 @testable import SIPRegistrarServer
+import SIPLocationStores
 import SIPRegistrar
 import Testing
 
