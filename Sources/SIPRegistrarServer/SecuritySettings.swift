@@ -88,9 +88,8 @@ public struct SecuritySettings: Sendable, Hashable {
         if config.usesCertificates && clientCertificates == .none {
             throw ConfigurationError("--auth \(effectiveMode.rawValue) needs --client-certs optional or required (and --ca FILE)")
         }
-        for (name, value) in [("limits.failed_auth_window", failedAuthWindow), ("auth.nonce_lifetime", nonceLifetime)] where value <= 0 {
-            throw ConfigurationError("\(name) must be positive (got \(value))")
-        }
+        // auth.nonce_lifetime is checked by AuthenticationConfiguration.validate() above.
+        if failedAuthWindow <= 0 { throw ConfigurationError("limits.failed_auth_window must be positive (got \(failedAuthWindow))") }
         for (name, value) in [("limits.failed_auth_per_source", failedAuthPerSource), ("limits.failed_auth_per_user", failedAuthPerUser),
                               ("limits.block_seconds", blockSeconds), ("limits.registers_per_source", registersPerSource),
                               ("limits.connections_per_source", connectionsPerSource),
