@@ -9,6 +9,7 @@ enum SettingOrigin: Sendable {
     /// A command-line flag (`--min-expires`).
     case flag(String)
 
+    /// Whether the value came from the configuration file.
     var isFile: Bool {
         if case .file = self { return true }
         return false
@@ -48,11 +49,13 @@ struct SettingValue: Sendable {
         return nil
     }
 
+    /// The whole number; nil for a value that is not one.
     var int: Int? {
         if case .int(let n) = content { return n }
         return nil
     }
 
+    /// The truth value; nil for a value that is not one.
     var bool: Bool? {
         if case .bool(let b) = content { return b }
         return nil
@@ -76,7 +79,7 @@ struct SettingValue: Sendable {
         return ConfigurationError("\(file.path):\(file.line(of: section)): \(message)")
     }
 
-    /// `value` when the value is a non-empty string, else nil.
+    /// The text when it is not empty, else nil (an empty setting means "none").
     var nonEmpty: String? { text.isEmpty ? nil : text }
 }
 
@@ -101,6 +104,7 @@ struct ConfigurationSetting: Sendable {
     /// The parser: checks the form and sets the field.
     var apply: Apply
 
+    /// A setting; `apply` is unused for the members of a ``ConfigurationGroup``, which applies them together.
     init(_ key: String?, env: [String] = [], flag: String? = nil, _ type: ConfigType, scalarIsList: Bool = false,
          secret: Bool = false, apply: @escaping Apply) {
         self.key = key
@@ -125,15 +129,19 @@ struct ConfigurationGroup: Sendable {
     /// Applies the members' values of one level (nil: not given there); called when any is given.
     typealias Apply = @Sendable ([SettingValue?], inout ServerConfiguration) throws(ConfigurationError) -> Void
 
+    /// The settings read together, in the order `apply` receives their values.
     var members: [ConfigurationSetting]
     var apply: Apply
 }
 
 /// An entry of the settings table.
 enum ConfigurationEntry: Sendable {
+    /// A setting applied on its own.
     case setting(ConfigurationSetting)
+    /// Settings applied together at each level.
     case group(ConfigurationGroup)
 
+    /// The settings of the entry.
     var settings: [ConfigurationSetting] {
         switch self {
         case .setting(let s): return [s]
