@@ -12,6 +12,7 @@ public struct NameAddress: Sendable, Hashable, CustomStringConvertible {
     /// Header parameters (`tag`, `expires`, `q`, ...), values as written.
     public var parameters: SIPParameters
 
+    /// A name-addr from its parts.
     public init(displayName: String? = nil, uri: SIPURI, parameters: SIPParameters = SIPParameters()) {
         self.displayName = displayName
         self.uri = uri

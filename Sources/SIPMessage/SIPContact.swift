@@ -1,18 +1,22 @@
 /// One Contact value (RFC 3261 20.10, RFC 5626 `+sip.instance` / `reg-id`).
 public struct SIPContact: Sendable, Hashable, CustomStringConvertible {
+    /// The contact as a name-addr: display name, URI and header parameters (`expires`, `q`, ...).
     public var address: NameAddress
     /// The URI exactly as the message wrote it, when parsed from a message.
     public var uriText: Substring?
 
+    /// A contact from a name-addr.
     public init(address: NameAddress) { self.address = address }
     init(address: NameAddress, uriText: Substring) {
         self.address = address
         self.uriText = uriText
     }
+    /// A contact for `uri` with header parameters (`;expires=3600;q=0.5`).
     public init(uri: SIPURI, parameters: SIPParameters = SIPParameters()) {
         self.address = NameAddress(uri: uri, parameters: parameters)
     }
 
+    /// The contact URI; setting it forgets ``uriText``.
     public var uri: SIPURI {
         get { address.uri }
         set {
@@ -78,12 +82,15 @@ public struct SIPContact: Sendable, Hashable, CustomStringConvertible {
         return "0." + frac
     }
 
+    /// The contact as a Contact header value.
     public var description: String { address.description }
 }
 
 /// The Contact header: either `*` or a list of contacts.
 public enum SIPContactHeader: Sendable, Hashable {
+    /// `Contact: *`: with `Expires: 0`, removes every binding (RFC 3261 10.2.2).
     case wildcard
+    /// One or more contacts, in the order written.
     case contacts([SIPContact])
 }
 
@@ -95,6 +102,7 @@ public struct SIPAuthField: Sendable, Hashable, CustomStringConvertible {
     /// Parameters in order; values unquoted.
     public var parameters: [(name: String, value: String)]
 
+    /// A field from its scheme and its parameters (values unquoted).
     public init(scheme: String, parameters: [(name: String, value: String)]) {
         self.scheme = scheme
         self.parameters = parameters
@@ -105,6 +113,8 @@ public struct SIPAuthField: Sendable, Hashable, CustomStringConvertible {
         parameters.first { asciiCaseInsensitiveEquals($0.name, name) }?.value
     }
 
+    /// Parses `Digest realm="example.com", nonce="...", qop=auth`; nil when malformed
+    /// (a parameter without `=`, an unterminated quoted string, a scheme that is no token).
     public static func parse(_ text: Substring) -> SIPAuthField? {
         let t = text.trimmingSIPWhitespace()
         let u = t.utf8
@@ -131,6 +141,8 @@ public struct SIPAuthField: Sendable, Hashable, CustomStringConvertible {
     /// Parameters that are sent as tokens, never quoted (RFC 7616 3.3 / RFC 3261 25.1).
     static let tokenParameters: Set<String> = ["algorithm", "qop", "nc", "stale"]
 
+    /// The header value: the scheme, then the parameters, quoted except the token ones
+    /// (`algorithm`, `qop`, `nc`, `stale`).
     public var description: String {
         var out = scheme
         for (i, p) in parameters.enumerated() {
@@ -141,10 +153,12 @@ public struct SIPAuthField: Sendable, Hashable, CustomStringConvertible {
         return out
     }
 
+    /// Equal when the scheme and the parameters, in order, are equal.
     public static func == (lhs: SIPAuthField, rhs: SIPAuthField) -> Bool {
         lhs.scheme == rhs.scheme && lhs.parameters.elementsEqual(rhs.parameters, by: { $0.name == $1.name && $0.value == $1.value })
     }
 
+    /// Hashes the scheme and the parameters in order, as `==` compares them.
     public func hash(into hasher: inout Hasher) {
         hasher.combine(scheme)
         for p in parameters {
@@ -156,16 +170,21 @@ public struct SIPAuthField: Sendable, Hashable, CustomStringConvertible {
 
 /// A Warning value (RFC 3261 20.43): `code agent "text"`.
 public struct SIPWarning: Sendable, Hashable, CustomStringConvertible {
+    /// The three-digit warn-code (`380` SIPS Not Allowed, RFC 5630).
     public var code: Int
+    /// The warn-agent: the host (and port) or pseudonym of the element that added it.
     public var agent: String
+    /// The warn-text, unquoted.
     public var text: String
 
+    /// A warning from its three parts.
     public init(code: Int, agent: String, text: String) {
         self.code = code
         self.agent = agent
         self.text = text
     }
 
+    /// Parses `380 example.com "SIPS Not Allowed"`; nil unless it has exactly those three parts.
     public static func parse(_ value: Substring) -> SIPWarning? {
         let t = value.trimmingSIPWhitespace()
         let parts = t.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: true)
@@ -174,21 +193,27 @@ public struct SIPWarning: Sendable, Hashable, CustomStringConvertible {
         return SIPWarning(code: code, agent: String(parts[1]), text: unquote(parts[2]))
     }
 
+    /// The header value, the text quoted.
     public var description: String { "\(code) \(agent) \(quote(text))" }
 }
 
 /// Retry-After (RFC 3261 20.33): delta-seconds, an optional comment and parameters.
 public struct SIPRetryAfter: Sendable, Hashable {
+    /// How long to wait before retrying, in seconds.
     public var seconds: Int
+    /// The comment in parentheses, if any, without them.
     public var comment: String?
+    /// Parameters after the value (`;duration=...`).
     public var parameters: SIPParameters
 
+    /// A Retry-After value.
     public init(seconds: Int, comment: String? = nil, parameters: SIPParameters = SIPParameters()) {
         self.seconds = seconds
         self.comment = comment
         self.parameters = parameters
     }
 
+    /// Parses `120 (in a meeting);duration=3600`; nil when malformed.
     public static func parse(_ value: Substring) -> SIPRetryAfter? {
         let t = value.trimmingSIPWhitespace()
         let u = t.utf8

@@ -40,6 +40,7 @@ public enum SIPFraming {
         private var headBytes = -1
         private var bodyBytes = 0
 
+        /// Nothing learnt yet: the state for a new message.
         public init() {}
     }
 

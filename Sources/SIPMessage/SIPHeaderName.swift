@@ -6,6 +6,7 @@ public struct SIPHeaderName: Sendable, Hashable, CustomStringConvertible, Expres
     /// The canonical spelling for a known name, else the name as written.
     public let name: String
 
+    /// A name from its text, in any case; a known compact form becomes the long name.
     public init(_ text: String) {
         let id = text.utf8.withContiguousStorageIfAvailable { SIPHeaderName.knownID(UnsafeRawBufferPointer($0)) }
             ?? Array(text.utf8).withUnsafeBytes { SIPHeaderName.knownID($0) }
@@ -13,6 +14,7 @@ public struct SIPHeaderName: Sendable, Hashable, CustomStringConvertible, Expres
         self.name = id == 0 ? text : SIPHeaderName.table[Int(id)].canonical
     }
 
+    /// A name from a literal: `let n: SIPHeaderName = "X-Account"`.
     public init(stringLiteral value: String) { self.init(value) }
 
     @usableFromInline init(knownID: UInt8) {
@@ -27,13 +29,16 @@ public struct SIPHeaderName: Sendable, Hashable, CustomStringConvertible, Expres
         self.name = id == 0 ? String(decoding: bytes, as: UTF8.self) : SIPHeaderName.table[Int(id)].canonical
     }
 
+    /// The canonical spelling (or the name as written, when unknown).
     public var description: String { name }
 
+    /// Whether two names are the same header: case-insensitive, a compact form equal to its long form.
     public static func == (lhs: SIPHeaderName, rhs: SIPHeaderName) -> Bool {
         if lhs.id != 0 || rhs.id != 0 { return lhs.id == rhs.id }
         return asciiCaseInsensitiveEquals(lhs.name, rhs.name)
     }
 
+    /// Hashes consistently with `==`: case and compact form do not change the hash.
     public func hash(into hasher: inout Hasher) {
         if id != 0 {
             hasher.combine(id)
@@ -139,38 +144,72 @@ public struct SIPHeaderName: Sendable, Hashable, CustomStringConvertible, Expres
         return 0
     }
 
+    /// `Via` (RFC 3261 20.42, compact form `v`).
     public static let via = SIPHeaderName(knownID: 1)
+    /// `From` (RFC 3261 20.20, compact form `f`).
     public static let from = SIPHeaderName(knownID: 2)
+    /// `To` (RFC 3261 20.39, compact form `t`).
     public static let to = SIPHeaderName(knownID: 3)
+    /// `Call-ID` (RFC 3261 20.8, compact form `i`).
     public static let callID = SIPHeaderName(knownID: 4)
+    /// `CSeq` (RFC 3261 20.16).
     public static let cseq = SIPHeaderName(knownID: 5)
+    /// `Contact` (RFC 3261 20.10, compact form `m`).
     public static let contact = SIPHeaderName(knownID: 6)
+    /// `Content-Length` (RFC 3261 20.14, compact form `l`).
     public static let contentLength = SIPHeaderName(knownID: 7)
+    /// `Content-Type` (RFC 3261 20.15, compact form `c`).
     public static let contentType = SIPHeaderName(knownID: 8)
+    /// `Content-Encoding` (RFC 3261 20.12, compact form `e`).
     public static let contentEncoding = SIPHeaderName(knownID: 9)
+    /// `Subject` (RFC 3261 20.36, compact form `s`).
     public static let subject = SIPHeaderName(knownID: 10)
+    /// `Supported` (RFC 3261 20.37, compact form `k`).
     public static let supported = SIPHeaderName(knownID: 11)
+    /// `Expires` (RFC 3261 20.19).
     public static let expires = SIPHeaderName(knownID: 12)
+    /// `Min-Expires` (RFC 3261 20.23).
     public static let minExpires = SIPHeaderName(knownID: 13)
+    /// `Max-Forwards` (RFC 3261 20.22).
     public static let maxForwards = SIPHeaderName(knownID: 14)
+    /// `Require` (RFC 3261 20.32).
     public static let require = SIPHeaderName(knownID: 15)
+    /// `Proxy-Require` (RFC 3261 20.29).
     public static let proxyRequire = SIPHeaderName(knownID: 16)
+    /// `Unsupported` (RFC 3261 20.40).
     public static let unsupported = SIPHeaderName(knownID: 17)
+    /// `Route` (RFC 3261 20.34).
     public static let route = SIPHeaderName(knownID: 18)
+    /// `Record-Route` (RFC 3261 20.30).
     public static let recordRoute = SIPHeaderName(knownID: 19)
+    /// `Path` (RFC 3327).
     public static let path = SIPHeaderName(knownID: 20)
+    /// `User-Agent` (RFC 3261 20.41).
     public static let userAgent = SIPHeaderName(knownID: 21)
+    /// `Server` (RFC 3261 20.35).
     public static let server = SIPHeaderName(knownID: 22)
+    /// `Date` (RFC 3261 20.17).
     public static let date = SIPHeaderName(knownID: 23)
+    /// `Retry-After` (RFC 3261 20.33).
     public static let retryAfter = SIPHeaderName(knownID: 24)
+    /// `Authorization` (RFC 3261 20.7).
     public static let authorization = SIPHeaderName(knownID: 25)
+    /// `WWW-Authenticate` (RFC 3261 20.44).
     public static let wwwAuthenticate = SIPHeaderName(knownID: 26)
+    /// `Proxy-Authenticate` (RFC 3261 20.27).
     public static let proxyAuthenticate = SIPHeaderName(knownID: 27)
+    /// `Proxy-Authorization` (RFC 3261 20.28).
     public static let proxyAuthorization = SIPHeaderName(knownID: 28)
+    /// `Authentication-Info` (RFC 3261 20.6).
     public static let authenticationInfo = SIPHeaderName(knownID: 29)
+    /// `Warning` (RFC 3261 20.43).
     public static let warning = SIPHeaderName(knownID: 30)
+    /// `Allow` (RFC 3261 20.5).
     public static let allow = SIPHeaderName(knownID: 31)
+    /// `Accept` (RFC 3261 20.1).
     public static let accept = SIPHeaderName(knownID: 32)
+    /// `Event` (RFC 6665, compact form `o`).
     public static let event = SIPHeaderName(knownID: 35)
+    /// `Service-Route` (RFC 3608).
     public static let serviceRoute = SIPHeaderName(knownID: 47)
 }

@@ -66,10 +66,16 @@ extension SIPHeaders {
         }
     }
 
+    /// The From header (RFC 3261 20.20), with its `tag` among the parameters; nil when absent,
+    /// throws ``SIPParseError`` naming the header when malformed.
     public var from: NameAddress? { get throws(SIPParseError) { try nameAddress(.from) } }
+    /// The To header (RFC 3261 20.39): a REGISTER's address of record; nil when absent,
+    /// throws ``SIPParseError`` naming the header when malformed.
     public var to: NameAddress? { get throws(SIPParseError) { try nameAddress(.to) } }
+    /// The Call-ID header as written (RFC 3261 20.8); nil when absent.
     public var callID: Substring? { self[.callID] }
 
+    /// The CSeq header (RFC 3261 20.16); nil when absent; throws ``SIPParseError`` (invalid CSeq) when malformed.
     public var cseq: SIPCSeq? {
         get throws(SIPParseError) {
             guard let v = self[.cseq] else { return nil }
@@ -100,22 +106,38 @@ extension SIPHeaders {
         }
     }
 
+    /// The Expires header in seconds (RFC 3261 20.19); nil when absent, throws ``SIPParseError`` naming the header when malformed.
     public var expires: Int? { get throws(SIPParseError) { try integer(.expires) } }
+    /// The Min-Expires header in seconds (RFC 3261 20.23); nil when absent, throws ``SIPParseError`` naming the header when malformed.
     public var minExpires: Int? { get throws(SIPParseError) { try integer(.minExpires) } }
+    /// The Max-Forwards header (RFC 3261 20.22); nil when absent, throws ``SIPParseError`` naming the header when malformed.
     public var maxForwards: Int? { get throws(SIPParseError) { try integer(.maxForwards) } }
+    /// The Content-Length header in bytes (RFC 3261 20.14); nil when absent, throws ``SIPParseError`` naming the header when malformed.
     public var contentLength: Int? { get throws(SIPParseError) { try integer(.contentLength) } }
+    /// The Content-Type header as written; nil when absent.
     public var contentType: Substring? { self[.contentType] }
+    /// The option tags of every Require header (RFC 3261 20.32), in order; empty when absent.
     public var require: [String] { tokenList(.require) }
+    /// The option tags of every Proxy-Require header (RFC 3261 20.29); empty when absent.
     public var proxyRequire: [String] { tokenList(.proxyRequire) }
+    /// The option tags of every Supported header (RFC 3261 20.37); empty when absent.
     public var supported: [String] { tokenList(.supported) }
+    /// The option tags of every Unsupported header (RFC 3261 20.40); empty when absent.
     public var unsupported: [String] { tokenList(.unsupported) }
+    /// Every Route value, top first (RFC 3261 20.34); empty when absent, throws ``SIPParseError`` naming the header when malformed.
     public var route: [NameAddress] { get throws(SIPParseError) { try nameAddressList(.route) } }
+    /// Every Record-Route value, top first (RFC 3261 20.30); empty when absent, throws ``SIPParseError`` naming the header when malformed.
     public var recordRoute: [NameAddress] { get throws(SIPParseError) { try nameAddressList(.recordRoute) } }
+    /// Every Path value, top first (RFC 3327); empty when absent, throws ``SIPParseError`` naming the header when malformed.
     public var path: [NameAddress] { get throws(SIPParseError) { try nameAddressList(.path) } }
+    /// The User-Agent header as written; nil when absent.
     public var userAgent: Substring? { self[.userAgent] }
+    /// The Server header as written; nil when absent.
     public var server: Substring? { self[.server] }
+    /// The Date header as written (see ``SIPDate``); nil when absent.
     public var date: Substring? { self[.date] }
 
+    /// The Retry-After header (RFC 3261 20.33); nil when absent, throws ``SIPParseError`` naming the header when malformed.
     public var retryAfter: SIPRetryAfter? {
         get throws(SIPParseError) {
             guard let v = self[.retryAfter] else { return nil }
@@ -133,11 +155,16 @@ extension SIPHeaders {
         return result
     }
 
+    /// Every Authorization header: a UA's credentials for a registrar (RFC 3261 22.2); throws ``SIPParseError`` naming the header when malformed.
     public var authorization: [SIPAuthField] { get throws(SIPParseError) { try authFields(.authorization) } }
+    /// Every Proxy-Authorization header: credentials for a proxy (RFC 3261 22.3); throws ``SIPParseError`` naming the header when malformed.
     public var proxyAuthorization: [SIPAuthField] { get throws(SIPParseError) { try authFields(.proxyAuthorization) } }
+    /// Every WWW-Authenticate header: a registrar's challenges in a 401; throws ``SIPParseError`` naming the header when malformed.
     public var wwwAuthenticate: [SIPAuthField] { get throws(SIPParseError) { try authFields(.wwwAuthenticate) } }
+    /// Every Proxy-Authenticate header: a proxy's challenges in a 407; throws ``SIPParseError`` naming the header when malformed.
     public var proxyAuthenticate: [SIPAuthField] { get throws(SIPParseError) { try authFields(.proxyAuthenticate) } }
 
+    /// Every Warning value (RFC 3261 20.43), in order; throws ``SIPParseError`` naming the header when malformed.
     public var warning: [SIPWarning] {
         get throws(SIPParseError) {
             var result: [SIPWarning] = []

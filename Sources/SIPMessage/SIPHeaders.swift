@@ -1,15 +1,18 @@
 /// One header field: a name and its value as written (folding undone, whitespace trimmed).
 public struct SIPHeaderField: Sendable, Hashable {
+    /// The field name.
     public var name: SIPHeaderName
     /// The value. Parsed messages keep it as a view into the message text, so
     /// parsing does not copy each value.
     public var value: Substring
 
+    /// A field whose value is a view into existing text.
     public init(name: SIPHeaderName, value: Substring) {
         self.name = name
         self.value = value
     }
 
+    /// A field with a value of its own.
     public init(name: SIPHeaderName, value: String) {
         self.name = name
         self.value = Substring(value)
@@ -19,10 +22,14 @@ public struct SIPHeaderField: Sendable, Hashable {
 /// The ordered header fields of a message. Names compare case-insensitively
 /// and compact forms match long forms; repeated fields keep their order.
 public struct SIPHeaders: Sendable, Hashable, RandomAccessCollection, ExpressibleByArrayLiteral {
+    /// The fields in message order.
     public internal(set) var fields: [SIPHeaderField]
 
+    /// No fields.
     public init() { fields = [] }
+    /// The given fields, in order.
     public init(_ fields: [SIPHeaderField]) { self.fields = fields }
+    /// Fields from a literal: `[(.callID, "a84b4c76e66710"), (.cseq, "1 REGISTER")]`.
     public init(arrayLiteral elements: (SIPHeaderName, String)...) {
         fields = elements.map { SIPHeaderField(name: $0.0, value: $0.1) }
     }
@@ -32,8 +39,11 @@ public struct SIPHeaders: Sendable, Hashable, RandomAccessCollection, Expressibl
         fields.reserveCapacity(n)
     }
 
+    /// The position of the first field.
     public var startIndex: Int { fields.startIndex }
+    /// The position after the last field.
     public var endIndex: Int { fields.endIndex }
+    /// The field at `position`.
     public subscript(position: Int) -> SIPHeaderField { fields[position] }
 
     /// The first value of that name.

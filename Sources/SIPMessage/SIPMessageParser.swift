@@ -14,8 +14,10 @@ import Darwin
 /// The head is decoded once into a `String`; header values are `Substring`
 /// views into it, so a typical REGISTER costs a handful of allocations.
 public struct SIPMessageParser: Sendable {
+    /// The size and count limits every parse enforces.
     public var limits: SIPParserLimits
 
+    /// A parser enforcing `limits`.
     public init(limits: SIPParserLimits = .default) {
         self.limits = limits
     }

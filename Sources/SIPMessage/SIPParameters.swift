@@ -3,27 +3,37 @@
 /// Used for URI parameters (values kept as written, escaped) and for header
 /// parameters (values kept as written, quoted strings with their quotes).
 public struct SIPParameters: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiteral {
+    /// One `;name[=value]` parameter.
     public struct Parameter: Sendable, Hashable {
+        /// The name as written; compared case-insensitively.
         public var name: String
         /// The value as written; nil for a flag such as `lr` or `rport`.
         public var value: String?
 
+        /// A parameter; no value for a flag.
         public init(name: String, value: String? = nil) {
             self.name = name
             self.value = value
         }
     }
 
+    /// The parameters in the order written.
     public private(set) var elements: [Parameter]
 
+    /// No parameters.
     public init() { elements = [] }
+    /// The given parameters, in order.
     public init(_ elements: [Parameter]) { self.elements = elements }
+    /// Parameters from a literal: `["transport": "tls", "lr": nil]`, in the literal's order.
     public init(dictionaryLiteral pairs: (String, String?)...) {
         elements = pairs.map { Parameter(name: $0.0, value: $0.1) }
     }
 
+    /// Whether there are no parameters.
     public var isEmpty: Bool { elements.isEmpty }
+    /// The number of parameters.
     public var count: Int { elements.count }
+    /// Iterates the parameters in order.
     public func makeIterator() -> IndexingIterator<[Parameter]> { elements.makeIterator() }
 
     /// Whether a parameter of that name is present (with or without value).

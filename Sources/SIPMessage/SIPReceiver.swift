@@ -1,7 +1,10 @@
 /// The transport a message arrived on or is sent over.
 public enum SIPTransportProtocol: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+    /// UDP (RFC 3261 18): one message per datagram, unreliable.
     case udp = "UDP"
+    /// TCP (RFC 3261 18): messages framed by Content-Length on a stream.
     case tcp = "TCP"
+    /// TLS over TCP (RFC 3261 26.2): the transport `sips:` requires.
     case tls = "TLS"
     /// SIP over WebSocket (RFC 7118).
     case ws = "WS"
@@ -14,6 +17,7 @@ public enum SIPTransportProtocol: String, Sendable, Hashable, CaseIterable, Cust
     public var isSecure: Bool { self == .tls || self == .wss }
     /// A WebSocket transport: only the connection a client opened reaches it (RFC 7118 5).
     public var isWebSocket: Bool { self == .ws || self == .wss }
+    /// The Via spelling: `UDP`, `TCP`, `TLS`, `WS`, `WSS`.
     public var description: String { rawValue }
 
     /// Parses a Via transport or a `transport=` URI parameter (case-insensitive).
@@ -42,6 +46,7 @@ public struct SIPTLSPeerIdentity: Sendable, Hashable {
     /// Whether the certificate chain verified against the configured roots.
     public var verified: Bool
 
+    /// An identity; every parameter sets the property of the same name.
     public init(sipURIs: [String] = [], dnsNames: [String] = [], commonName: String? = nil, fingerprintSHA256: String = "",
                 verified: Bool) {
         self.sipURIs = sipURIs
@@ -55,11 +60,15 @@ public struct SIPTLSPeerIdentity: Sendable, Hashable {
 /// Where a request came from: the transport, the peer, the connection, and what a
 /// TLS client certificate or an authorization step established.
 public struct SIPSource: Sendable, Hashable {
+    /// The transport the request arrived on.
     public var transport: SIPTransportProtocol
     /// The peer's address (IPv6 without brackets).
     public var remoteHost: String
+    /// The peer's port.
     public var remotePort: Int
+    /// The local address the request arrived at, when the leg knows it.
     public var localHost: String?
+    /// The local port the request arrived at, when the leg knows it.
     public var localPort: Int?
     /// The connection (flow) a request arrived on; nil for UDP.
     public var flowID: UInt64?
@@ -71,6 +80,7 @@ public struct SIPSource: Sendable, Hashable {
     /// How `authenticatedIdentity` was established.
     public var authenticationMethod: SIPAuthenticationMethod?
 
+    /// A source; `authenticationMethod` starts unset (an authorization step sets it).
     public init(transport: SIPTransportProtocol, remoteHost: String, remotePort: Int, localHost: String? = nil,
                 localPort: Int? = nil, flowID: UInt64? = nil, tlsPeer: SIPTLSPeerIdentity? = nil,
                 authenticatedIdentity: String? = nil) {
@@ -127,6 +137,7 @@ public protocol SIPReceiver: Sendable {
 
 /// A scheduled piece of work that can be cancelled.
 public protocol SIPScheduledTimer: Sendable {
+    /// Cancels the work if it has not run yet; harmless afterwards.
     func cancel()
 }
 

@@ -1,11 +1,15 @@
 /// A SIP request (RFC 3261 7.1).
 public struct SIPRequest: Sendable, Hashable {
+    /// The request method.
     public var method: SIPMethod
+    /// The Request-URI.
     public var uri: SIPURI
+    /// The header fields, in order.
     public var headers: SIPHeaders
     /// The body; Content-Length is always written from its size.
     public var body: [UInt8]
 
+    /// A request; the serializer adds Content-Length from the body's size.
     public init(method: SIPMethod, uri: SIPURI, headers: SIPHeaders = SIPHeaders(), body: [UInt8] = []) {
         self.method = method
         self.uri = uri
@@ -16,11 +20,16 @@ public struct SIPRequest: Sendable, Hashable {
 
 /// A SIP response (RFC 3261 7.2).
 public struct SIPResponse: Sendable, Hashable {
+    /// The status code, 100 to 699.
     public var statusCode: Int
+    /// The reason phrase of the status line.
     public var reasonPhrase: String
+    /// The header fields, in order.
     public var headers: SIPHeaders
+    /// The body; Content-Length is always written from its size.
     public var body: [UInt8]
 
+    /// A response; without a reason phrase, ``defaultReasonPhrase(_:)`` supplies one.
     public init(statusCode: Int, reasonPhrase: String? = nil, headers: SIPHeaders = SIPHeaders(), body: [UInt8] = []) {
         self.statusCode = statusCode
         self.reasonPhrase = reasonPhrase ?? SIPResponse.defaultReasonPhrase(statusCode)
@@ -76,9 +85,12 @@ public struct SIPResponse: Sendable, Hashable {
 
 /// A parsed message: a request or a response.
 public enum SIPMessage: Sendable, Hashable {
+    /// A request.
     case request(SIPRequest)
+    /// A response.
     case response(SIPResponse)
 
+    /// The message's header fields, whichever kind it is.
     public var headers: SIPHeaders {
         switch self {
         case .request(let r): return r.headers

@@ -183,6 +183,7 @@ public struct SIPURI: Sendable, Hashable, CustomStringConvertible, LosslessStrin
 
     // MARK: Serialization
 
+    /// The URI as text, escaped as needed (RFC 3261 19.1.1).
     public var description: String {
         var out = ""
         write(to: &out)

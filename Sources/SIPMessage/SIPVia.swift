@@ -16,6 +16,7 @@ public struct SIPVia: Sendable, Hashable, CustomStringConvertible {
     /// RFC 3261 8.1.1.7: branches that start with this cookie are globally unique.
     public static let magicCookie = "z9hG4bK"
 
+    /// A `SIP/2.0` Via with the transport uppercased.
     public init(transport: String, host: String, port: Int? = nil, parameters: SIPParameters = SIPParameters()) {
         self.protocolName = "SIP"
         self.protocolVersion = "2.0"
@@ -25,7 +26,9 @@ public struct SIPVia: Sendable, Hashable, CustomStringConvertible {
         self.parameters = parameters
     }
 
+    /// The `branch` parameter: the transaction id (RFC 3261 8.1.1.7).
     public var branch: String? { parameters.value("branch") }
+    /// The `received` parameter: the address the request really came from (RFC 3261 18.2.1).
     public var received: String? { parameters.value("received") }
     /// `rport` as a number when filled in.
     public var rport: Int? { parameters.value("rport").flatMap { Int($0) } }
@@ -94,6 +97,7 @@ public struct SIPVia: Sendable, Hashable, CustomStringConvertible {
         return via
     }
 
+    /// The header value: `SIP/2.0/UDP host:port;params`.
     public var description: String {
         var out = "\(protocolName)/\(protocolVersion)/\(transport) \(host)"
         if let port { out += ":\(port)" }
@@ -106,13 +110,16 @@ public struct SIPVia: Sendable, Hashable, CustomStringConvertible {
 public struct SIPCSeq: Sendable, Hashable, CustomStringConvertible {
     /// The sequence number, below 2^31.
     public var sequence: UInt32
+    /// The method; in a request it must equal the request's method.
     public var method: SIPMethod
 
+    /// A CSeq value.
     public init(sequence: UInt32, method: SIPMethod) {
         self.sequence = sequence
         self.method = method
     }
 
+    /// Parses `4711 REGISTER`; nil when malformed or the number is 2^31 or more.
     public static func parse(_ text: Substring) -> SIPCSeq? {
         let t = text.trimmingSIPWhitespace()
         let u = t.utf8
@@ -130,5 +137,6 @@ public struct SIPCSeq: Sendable, Hashable, CustomStringConvertible {
         return SIPCSeq(sequence: UInt32(n), method: SIPMethod(String(Substring(m))))
     }
 
+    /// The header value: `4711 REGISTER`.
     public var description: String { "\(sequence) \(method)" }
 }

@@ -51,6 +51,7 @@ public struct IPAddressSet: Sendable, Hashable, CustomStringConvertible {
         self.specifications = uncheckedNetworks.map(\.0)
     }
 
+    /// Whether the set holds no network (it then contains no address).
     public var isEmpty: Bool { networks.isEmpty }
 
     /// Whether `address` (an IPv4 or IPv6 literal, without brackets) is in one of the networks.
@@ -77,6 +78,7 @@ public struct IPAddressSet: Sendable, Hashable, CustomStringConvertible {
         return false
     }
 
+    /// The networks as configured, comma-separated.
     public var description: String { specifications.joined(separator: ", ") }
 
     static func parse(_ text: String) -> [UInt8]? {
@@ -94,8 +96,11 @@ public struct IPAddressSet: Sendable, Hashable, CustomStringConvertible {
 
 /// An entry of an address list that is not an IP address or network.
 public struct IPAddressSetError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The entry as written.
     public var entry: String
+    /// An error for `entry`.
     public init(entry: String) { self.entry = entry }
+    /// A sentence naming the entry.
     public var description: String { "'\(entry)' is not an IP address or ADDRESS/PREFIX network" }
 }
 
@@ -143,12 +148,15 @@ public struct LRUTable<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     /// Most and least recently used node; -1 when empty.
     private var newest = -1
     private var oldest = -1
+    /// The most entries held (at least 1).
     public let capacity: Int
 
+    /// An empty table for at most `capacity` entries (at least 1).
     public init(capacity: Int) {
         self.capacity = max(1, capacity)
     }
 
+    /// The number of entries held.
     public var count: Int { index.count }
 
     /// The value for `key`, which becomes the most recently used entry.
@@ -254,21 +262,25 @@ public final class WindowLimiter: Sendable {
         /// 0 blocks it for the rest of the window. Counting starts afresh when a block ends.
         public var cooldownMilliseconds: Int64
 
+        /// A policy; the window is at least 1 ms and the cooldown not negative.
         public init(limit: Int, windowMilliseconds: Int64, cooldownMilliseconds: Int64 = 0) {
             self.limit = limit
             self.windowMilliseconds = max(1, windowMilliseconds)
             self.cooldownMilliseconds = max(0, cooldownMilliseconds)
         }
 
+        /// No limit: every event is allowed.
         public static let off = Policy(limit: 0, windowMilliseconds: 1_000)
     }
 
     /// What an event met.
     public enum Decision: Sendable, Hashable {
+        /// Counted and allowed.
         case allowed
         /// Refused; `firstInWindow` is true only for the event that started the block (log that one).
         case blocked(until: Int64, firstInWindow: Bool)
 
+        /// Whether the event was allowed.
         public var isAllowed: Bool { self == .allowed }
     }
 
@@ -278,17 +290,21 @@ public final class WindowLimiter: Sendable {
         var blockedUntil: Int64
     }
 
+    /// The policy every key is held to.
     public let policy: Policy
+    /// The most keys tracked at once.
     public let capacity: Int
 
     private let state: Mutex<LRUTable<String, Entry>>
 
+    /// A limiter applying `policy` to at most `capacity` keys (at least 1).
     public init(policy: Policy, capacity: Int = 65_536) {
         self.policy = policy
         self.capacity = max(1, capacity)
         self.state = Mutex(LRUTable(capacity: capacity))
     }
 
+    /// Whether the policy limits anything (a limit above 0).
     public var isEnabled: Bool { policy.limit > 0 }
 
     /// Records one event for `key` at `now` (milliseconds) and says whether it is allowed.

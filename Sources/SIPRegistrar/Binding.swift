@@ -2,7 +2,9 @@ public import SIPMessage
 
 /// The scheme class of a contact, which decides what a lookup may return (RFC 5630).
 public enum ContactScheme: UInt8, Sendable, Hashable {
+    /// A `sip:` contact: returned by a lookup of a `sip:` address, never of a `sips:` one.
     case sip
+    /// A `sips:` contact: returned by lookups of both `sip:` and `sips:` addresses.
     case sips
     /// `tel:`, `mailto:` and other non-SIP URIs: stored and shown in the 200, never returned by `query`.
     case other
@@ -23,6 +25,7 @@ public struct Binding: Sendable, Hashable {
     public var aor: String
     /// The contact URI as registered.
     public var uri: String
+    /// The contact URI's scheme class, which decides the lookups that return it (RFC 5630).
     public var scheme: ContactScheme
     /// q in thousandths; nil when the contact gave none.
     public var q: Int?
@@ -30,7 +33,9 @@ public struct Binding: Sendable, Hashable {
     public var expiresAt: Int64
     /// When the binding was last created or refreshed, in milliseconds since 1970.
     public var updatedAt: Int64
+    /// The Call-ID of the REGISTER that last wrote the binding (RFC 3261 10.3 step 7).
     public var callID: String
+    /// The CSeq number of that REGISTER: a later one with the same Call-ID must be higher.
     public var cseq: UInt32
     /// RFC 5626 `+sip.instance`, unquoted.
     public var instance: String?
@@ -40,11 +45,13 @@ public struct Binding: Sendable, Hashable {
     public var otherParameters: String
     /// RFC 3327 Path values, stored only when the UA supports `path`.
     public var path: [String]
+    /// The User-Agent header of the REGISTER, if it had one.
     public var userAgent: String?
     /// The transport the REGISTER arrived on.
     public var transport: SIPTransportProtocol
     /// The address the REGISTER came from (IPv6 without brackets) and its port.
     public var sourceHost: String
+    /// The port the REGISTER came from.
     public var sourcePort: Int
     /// The connection it arrived on (TCP/TLS), which a later request to this contact should reuse.
     public var flowID: UInt64?
@@ -57,6 +64,10 @@ public struct Binding: Sendable, Hashable {
     /// a request forwarded there names (issue "Several nodes, one truth"). Never one of ours.
     public var remoteFlowID: UInt64?
 
+    /// A binding with every field given; the optional ones default to absent.
+    ///
+    /// The registrar builds bindings itself from a REGISTER; stores use this to rebuild them
+    /// from rows, and tests to make them.
     public init(aor: String, uri: String, scheme: ContactScheme, q: Int? = nil, expiresAt: Int64, updatedAt: Int64,
                 callID: String, cseq: UInt32, instance: String? = nil, regID: Int? = nil, otherParameters: String = "",
                 path: [String] = [], userAgent: String? = nil, transport: SIPTransportProtocol, sourceHost: String,
@@ -155,9 +166,14 @@ public enum BindingChange: Sendable, Hashable {
 
 /// What happened to a binding, for logs, metrics and a reg-event package.
 public enum BindingEvent: Sendable, Hashable {
+    /// A REGISTER added a contact the address of record did not have.
     case created(Binding)
+    /// A REGISTER renewed a contact (new expiry, CSeq or parameters).
     case refreshed(Binding)
+    /// A contact was removed: by a REGISTER (`expires=0`, `*`, or to make room at the
+    /// per-AOR limit) or by an administrative removal of the address of record.
     case removed(Binding)
+    /// A contact's expiry passed and it was purged.
     case expired(Binding)
 
     /// `created`, `refreshed`, `removed` or `expired`.
@@ -170,6 +186,7 @@ public enum BindingEvent: Sendable, Hashable {
         }
     }
 
+    /// The binding the event is about (as it was just before removal or expiry).
     public var binding: Binding {
         switch self {
         case .created(let b), .refreshed(let b), .removed(let b), .expired(let b): return b

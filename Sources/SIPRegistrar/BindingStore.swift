@@ -15,8 +15,11 @@ public protocol BindingStore: Sendable {
 /// Net::SIP's behaviour: nothing is stored beyond the registrar's own index, so
 /// nothing survives a restart. The default store, and `--store memory`.
 public struct EphemeralBindingStore: BindingStore {
+    /// The store; it has no state.
     public init() {}
+    /// Always empty: nothing was kept.
     public func loadAll() async throws -> [Binding] { [] }
+    /// Accepts the changes and keeps nothing.
     public func apply(_ changes: [BindingChange]) async throws {}
 }
 
@@ -25,12 +28,15 @@ public struct EphemeralBindingStore: BindingStore {
 public final class InMemoryBindingStore: BindingStore {
     private let state = LockedState<[String: [String: Binding]]>([:])
 
+    /// An empty store.
     public init() {}
 
+    /// Every binding applied so far and not removed.
     public func loadAll() async throws -> [Binding] {
         state.withLock { all in all.values.flatMap { $0.values } }
     }
 
+    /// Applies the changes in order, at once (an `expired` change spares a binding refreshed since).
     public func apply(_ changes: [BindingChange]) async throws {
         state.withLock { all in
             for change in changes {

@@ -8,12 +8,15 @@ import Darwin
 
 /// Wall-clock time in milliseconds since 1970, injected so that tests control time.
 public protocol RegistrarClock: Sendable {
+    /// The current time, milliseconds since 1970 (UTC).
     func nowMilliseconds() -> Int64
 }
 
 /// The system's real-time clock.
 public struct SystemRegistrarClock: RegistrarClock {
+    /// The system clock.
     public init() {}
+    /// `CLOCK_REALTIME`, in milliseconds since 1970.
     public func nowMilliseconds() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
@@ -25,8 +28,10 @@ public struct SystemRegistrarClock: RegistrarClock {
 public final class ManualRegistrarClock: RegistrarClock {
     private let now: LockedState<Int64>
 
+    /// A clock standing at `milliseconds` since 1970 (by default a moment in November 2023).
     public init(milliseconds: Int64 = 1_700_000_000_000) { now = LockedState(milliseconds) }
 
+    /// The time the clock was last set or advanced to.
     public func nowMilliseconds() -> Int64 { now.withLock { $0 } }
 
     /// Moves the clock forward (or backward, for clock-jump tests).
@@ -34,5 +39,6 @@ public final class ManualRegistrarClock: RegistrarClock {
         now.withLock { $0 += Int64(seconds * 1000) }
     }
 
+    /// Sets the clock to `milliseconds` since 1970.
     public func set(milliseconds: Int64) { now.withLock { $0 = milliseconds } }
 }

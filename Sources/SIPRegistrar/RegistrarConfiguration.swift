@@ -50,6 +50,8 @@ public struct RegistrarConfiguration: Sendable, Hashable {
     /// (403) before any contact is matched.
     public static let maxContactsPerRequest = 64
 
+    /// Settings with Net::SIP's defaults; every parameter sets the property of the same name.
+    /// Call ``validate()`` (the registrar's initializer does) before use.
     public init(minExpires: Int = 30, maxExpires: Int = 300, defaultExpires: Int = 3600, domains: [String] = [],
                 rejectForeignDomains: Bool = false, maxContactsPerAOR: Int? = nil, replaceOldestWhenFull: Bool = false,
                 nonRegisterMode: NonRegisterMode = .rewrite, supportedExtensions: [String] = ["path"],
@@ -91,7 +93,9 @@ public struct RegistrarConfiguration: Sendable, Hashable {
 
 /// A configuration value the registrar cannot work with.
 public enum RegistrarConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The setting at fault and why, as a sentence naming it (`min-expires must not be negative`).
     case invalid(String)
+    /// The sentence carried by ``invalid(_:)``.
     public var description: String {
         switch self {
         case .invalid(let s): return s

@@ -4,7 +4,9 @@ internal import CSIPTLSShims
 /// A throw-away identity for development: an ECDSA P-256 key and a self-signed
 /// certificate for the given names, made in memory. Never for production.
 public struct DevelopmentIdentity: Sendable {
+    /// The self-signed certificate, PEM-encoded.
     public var certificatePEM: [UInt8]
+    /// The certificate's unencrypted private key, PEM-encoded (PKCS#8).
     public var privateKeyPEM: [UInt8]
 
     /// Generates a key and a certificate valid from an hour ago for `days` days, with the

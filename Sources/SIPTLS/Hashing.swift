@@ -6,7 +6,9 @@ internal import COpenSSL
 public enum OpenSSLHashing {
     /// A message digest OpenSSL computes.
     public enum Algorithm: Sendable, Hashable {
+        /// SHA-256 (FIPS 180-4): the digest RFC 8760 adds to SIP digest authentication.
         case sha256
+        /// MD5 (RFC 1321): RFC 2617's digest, still the one most SIP clients send.
         case md5
 
         var evp: OpaquePointer? {

@@ -11,6 +11,7 @@ import Darwin
 /// What a certificate says: names, issuer, validity and fingerprint, and whether the
 /// chain verified during the handshake.
 public struct PeerCertificate: Sendable, Hashable {
+    /// The subject's common name (CN), if it has one.
     public var subjectCommonName: String?
     /// subjectAltName DNS names.
     public var dnsNames: [String]
@@ -22,8 +23,9 @@ public struct PeerCertificate: Sendable, Hashable {
     public var issuer: String
     /// The subject's distinguished name (RFC 2253 form).
     public var subject: String
-    /// Validity, seconds since 1970.
+    /// Start of validity, seconds since 1970.
     public var notBefore: Int64
+    /// End of validity, seconds since 1970.
     public var notAfter: Int64
     /// SHA-256 of the DER form, upper-case hex pairs separated by colons (as `openssl x509 -fingerprint -sha256`).
     public var fingerprintSHA256: String

@@ -1,6 +1,8 @@
 /// Where PEM data comes from.
 public enum PEMSource: Sendable, Hashable {
+    /// A PEM file on disk, read when the context is built (and again on reload).
     case file(String)
+    /// PEM data in memory.
     case bytes([UInt8])
 
     var label: String {
@@ -35,25 +37,38 @@ public enum ClientCertificateMode: String, Sendable, Hashable, CaseIterable {
 
 /// A TLS protocol version.
 public enum TLSVersion: String, Sendable, Hashable, CaseIterable, Comparable {
+    /// TLS 1.2 (RFC 5246), the lowest version this module speaks.
     case tls12 = "TLSv1.2"
+    /// TLS 1.3 (RFC 8446), preferred.
     case tls13 = "TLSv1.3"
 
+    /// Orders versions by age: TLS 1.2 is below TLS 1.3.
     public static func < (a: TLSVersion, b: TLSVersion) -> Bool { a == .tls12 && b == .tls13 }
 }
 
 /// A validated description of a TLS endpoint: everything a ``TLSContext`` is built from.
 public struct TLSConfiguration: Sendable, Hashable {
-    public enum Role: Sendable, Hashable { case server, client }
+    /// Which side of the handshake the endpoint takes.
+    public enum Role: Sendable, Hashable {
+        /// Accepts connections and presents a certificate.
+        case server
+        /// Opens connections and verifies the server.
+        case client
+    }
 
+    /// Server or client.
     public var role: Role
     /// Leaf first, then intermediates.
     public var certificateChain: PEMSource?
+    /// The private key of the chain's leaf certificate.
     public var privateKey: PEMSource?
     /// Passphrase of an encrypted private key.
     public var privateKeyPassphrase: String?
     /// Roots for verifying the peer: clients' certificates (server) or the server (client).
     public var trustRoots: TrustRoots?
+    /// Server: whether clients are asked for certificates (``ClientCertificateMode/none`` by default).
     public var clientCertificates: ClientCertificateMode
+    /// The lowest version offered or accepted: TLS 1.2 by default.
     public var minimumVersion: TLSVersion
     /// The highest version offered or accepted; nil for TLS 1.3.
     public var maximumVersion: TLSVersion?
@@ -74,7 +89,9 @@ public struct TLSConfiguration: Sendable, Hashable {
     /// Plaintext written before the handshake completes is buffered up to this many bytes.
     public var maxBufferedPlaintextBytes: Int
 
+    /// The TLS 1.2 cipher list used unless ``cipherList`` is set: ECDHE key exchange, AEAD ciphers.
     public static let defaultCipherList = "ECDHE+AESGCM:ECDHE+CHACHA20"
+    /// The key-exchange groups used unless ``groups`` is set.
     public static let defaultGroups = "X25519:P-256:P-384"
 
     init(role: Role) {

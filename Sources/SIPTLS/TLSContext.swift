@@ -1,6 +1,5 @@
 internal import COpenSSL
 internal import CSIPTLSShims
-import Synchronization
 
 /// One frozen `SSL_CTX` built from a ``TLSConfiguration``, shared by every connection.
 ///
@@ -13,10 +12,14 @@ public final class TLSContext: @unchecked Sendable {
     // mutated afterwards; OpenSSL allows concurrent SSL_new() from a frozen SSL_CTX
     // (openssl-threads(7)). The other stored properties are immutable Sendable values.
     let ctx: OpaquePointer
+    /// The configuration this context was built from.
     public let configuration: TLSConfiguration
     /// The certificate this context presents, if any.
     public let certificate: PeerCertificate?
 
+    /// Builds a context: validates `configuration`, reads its files and configures one `SSL_CTX`.
+    /// - Parameter configuration: what to build.
+    /// - Throws: ``TLSError/configuration(_:stack:)`` naming the file or setting at fault.
     public init(configuration: TLSConfiguration) throws(TLSError) {
         try configuration.validate()
         OpenSSLErrors.clear()
@@ -158,52 +161,4 @@ public final class TLSContext: @unchecked Sendable {
             if advertise { _ = SSL_CTX_add_client_CA(ctx, c.pointer) }
         }
     }
-}
-
-/// The context new connections use, replaced atomically on reload: existing
-/// connections keep the context they started with (each SSL holds its own reference).
-public final class TLSContextStore: Sendable {
-    private let current: Mutex<TLSContext>
-    /// Told (on the connection's event loop) of every client certificate that did not verify
-    /// under `optional` client certificates: the connection stays up without an identity.
-    public let unverifiedClientCertificateObserver: (@Sendable (UnverifiedClientCertificate) -> Void)?
-
-    public init(_ context: TLSContext, onUnverifiedClientCertificate: (@Sendable (UnverifiedClientCertificate) -> Void)? = nil) {
-        current = Mutex(context)
-        unverifiedClientCertificateObserver = onUnverifiedClientCertificate
-    }
-
-    /// Builds the current context's configuration anew.
-    public convenience init(configuration: TLSConfiguration,
-                            onUnverifiedClientCertificate: (@Sendable (UnverifiedClientCertificate) -> Void)? = nil) throws(TLSError) {
-        self.init(try TLSContext(configuration: configuration), onUnverifiedClientCertificate: onUnverifiedClientCertificate)
-    }
-
-    /// The context for the next connection.
-    public var context: TLSContext { current.withLock { $0 } }
-
-    /// Builds and validates a new context from `configuration` (by default the current one,
-    /// which re-reads the same files) and swaps it in. On failure the old context stays and
-    /// the error says why.
-    @discardableResult
-    public func reload(configuration: TLSConfiguration? = nil) -> Result<TLSContext, TLSError> {
-        let config = configuration ?? context.configuration
-        do throws(TLSError) {
-            let fresh = try TLSContext(configuration: config)
-            current.withLock { $0 = fresh }
-            return .success(fresh)
-        } catch {
-            return .failure(error)
-        }
-    }
-}
-
-/// A client certificate that was presented but did not verify against the trust roots
-/// (only reachable with `optional` client certificates: `required` refuses the handshake).
-public struct UnverifiedClientCertificate: Sendable {
-    /// The peer's address, `host:port`.
-    public var remote: String
-    public var certificate: PeerCertificate
-    /// OpenSSL's verification result as text.
-    public var reason: String
 }

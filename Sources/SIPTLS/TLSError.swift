@@ -2,12 +2,14 @@ internal import COpenSSL
 
 /// One entry of OpenSSL's thread-local error queue.
 public struct OpenSSLError: Sendable, Hashable, CustomStringConvertible {
+    /// OpenSSL's packed error code (`ERR_get_error`).
     public var code: UInt
     /// OpenSSL's reason string, e.g. "certificate verify failed".
     public var reason: String
     /// The library that raised it ("SSL routines", "PEM routines"...).
     public var library: String
 
+    /// The reason, followed by the library in parentheses when OpenSSL names one.
     public var description: String { library.isEmpty ? reason : "\(reason) (\(library))" }
 }
 
@@ -34,6 +36,7 @@ public enum TLSError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The server's certificate does not carry the expected SIP domain (RFC 5922).
     case domainIdentityMismatch(expected: String)
 
+    /// One line for a log or an error message: what failed, then OpenSSL's reasons.
     public var description: String {
         switch self {
         case .configuration(let what, let stack):

@@ -1,20 +1,6 @@
 public import NIOCore
 import NIOTLS
 
-/// What a completed handshake established.
-public struct TLSConnectionInfo: Sendable, Hashable {
-    public var version: TLSVersion?
-    public var cipher: String?
-    /// The peer's certificate: the client's on a server (when sent), the server's on a client.
-    public var peerCertificate: PeerCertificate?
-    public var sessionReused: Bool
-}
-
-/// Fired down the pipeline after `TLSUserEvent.handshakeCompleted`, carrying the details.
-public struct TLSEstablishedEvent: Sendable {
-    public var info: TLSConnectionInfo
-}
-
 /// A NIO duplex handler that speaks TLS through OpenSSL: ciphertext below, plaintext
 /// above. Writes made before the handshake completes are buffered (up to a cap) and
 /// sent after it, and so are writes OpenSSL cannot take until it has read (the rest of
@@ -25,25 +11,29 @@ public struct TLSEstablishedEvent: Sendable {
 /// ``TLSError/uncleanShutdown`` (harmless at a SIP message boundary); a handshake that
 /// does not finish in time is aborted.
 public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    /// Ciphertext from the transport.
     public typealias InboundIn = ByteBuffer
+    /// Plaintext for the handlers above.
     public typealias InboundOut = ByteBuffer
+    /// Plaintext from the handlers above.
     public typealias OutboundIn = ByteBuffer
+    /// Ciphertext for the transport.
     public typealias OutboundOut = ByteBuffer
 
-    private let contextStore: TLSContextStore?
-    private var tlsContext: TLSContext?
+    let contextStore: TLSContextStore?
+    var tlsContext: TLSContext?
     private let serverHostname: String?
     private let resumeSession: TLSSession?
-    private var connection: OpenSSLConnection?
-    private var machine = StateMachine()
+    var connection: OpenSSLConnection?
+    var machine = StateMachine()
     /// Plaintext not yet encrypted: written before the handshake completed, or after a write
     /// OpenSSL could not finish until it has read (``writeBlockedOnRead``). In order.
-    private var buffered = CircularBuffer<(ByteBuffer, EventLoopPromise<Void>?)>()
-    private var bufferedBytes = 0
+    var buffered = CircularBuffer<(ByteBuffer, EventLoopPromise<Void>?)>()
+    var bufferedBytes = 0
     /// OpenSSL answered want-read in the middle of a write: what is left waits in `buffered`
     /// and is retried after the next read.
-    private var writeBlockedOnRead = false
-    private var flushRequested = false
+    var writeBlockedOnRead = false
+    var flushRequested = false
     private var closePromise: EventLoopPromise<Void>?
     private var handshakeTimer: Scheduled<Void>?
     private var closeTimer: Scheduled<Void>?
@@ -83,15 +73,18 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: Lifecycle
 
+    /// Starts the handshake when added to a channel that is already active.
     public func handlerAdded(context: ChannelHandlerContext) {
         if context.channel.isActive { start(context: context) }
     }
 
+    /// Starts the handshake (a client sends its ClientHello at once) and the handshake timer.
     public func channelActive(context: ChannelHandlerContext) {
         start(context: context)
         context.fireChannelActive()
     }
 
+    /// Cancels the timers and fails every write still buffered with ``TLSError/closed``.
     public func handlerRemoved(context: ChannelHandlerContext) {
         handshakeTimer?.cancel()
         closeTimer?.cancel()
@@ -132,6 +125,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: Inbound
 
+    /// Feeds ciphertext to OpenSSL: advances the handshake, or passes the decrypted plaintext up.
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let bytes = unwrapInboundIn(data)
         guard let connection else { return }
@@ -153,6 +147,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// Passes read-complete up when plaintext was delivered, and flushes what OpenSSL queued.
     public func channelReadComplete(context: ChannelHandlerContext) {
         if deliveredData {
             deliveredData = false
@@ -161,6 +156,8 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.flush()
     }
 
+    /// Classifies the end of the transport: ``TLSError/eofDuringHandshake``, ``TLSError/uncleanShutdown``
+    /// (no close_notify after the handshake) or a clean close; fails buffered writes.
     public func channelInactive(context: ChannelHandlerContext) {
         handshakeTimer?.cancel()
         closeTimer?.cancel()
@@ -255,29 +252,11 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    // MARK: Outbound
+    // MARK: Closing (writes: TLSHandler+Write.swift)
 
-    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let plaintext = unwrapOutboundIn(data)
-        switch machine.write() {
-        case .buffer:
-            enqueue(plaintext, promise: promise)
-        case .encrypt:
-            encrypt(context: context, plaintext, promise: promise)
-        case .fail:
-            promise?.fail(TLSError.closed)
-        }
-    }
-
-    public func flush(context: ChannelHandlerContext) {
-        switch machine.state {
-        case .idle, .handshaking:
-            flushRequested = true
-        case .active, .closing, .closed:
-            context.flush()
-        }
-    }
-
+    /// Closes TLS first: sends close_notify and waits (bounded by the close timeout) for the
+    /// peer's before closing the transport; during the handshake, waits for it to end.
+    /// Half-closes (`mode` other than `.all`) pass straight through.
     public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
         guard mode == .all else {
             context.close(mode: mode, promise: promise)
@@ -332,68 +311,6 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func encrypt(context: ChannelHandlerContext, _ plaintext: ByteBuffer, promise: EventLoopPromise<Void>?) {
-        guard !writeBlockedOnRead else {
-            // Behind a blocked write: keep the order.
-            enqueue(plaintext, promise: promise)
-            return
-        }
-        guard let connection else {
-            promise?.fail(TLSError.closed)
-            return
-        }
-        switch connection.write(plaintext) {
-        case .complete:
-            if let ciphertext = connection.takeOutput(allocator: context.channel.allocator) {
-                context.write(wrapOutboundOut(ciphertext), promise: promise)
-            } else {
-                promise?.succeed(())
-            }
-        case .wantRead(let written):
-            // What was encrypted goes out; the rest waits for the next read. The promise
-            // completes with the write of the last part.
-            if let ciphertext = connection.takeOutput(allocator: context.channel.allocator) {
-                context.write(wrapOutboundOut(ciphertext), promise: nil)
-            }
-            var rest = plaintext
-            rest.moveReaderIndex(forwardBy: written)
-            writeBlockedOnRead = true
-            buffered.prepend((rest, promise))
-            bufferedBytes += rest.readableBytes
-        case .failed(let error):
-            promise?.fail(error)
-            fail(context: context, error)
-        }
-    }
-
-    /// Queues plaintext behind a blocked write or an unfinished handshake, up to the cap.
-    private func enqueue(_ plaintext: ByteBuffer, promise: EventLoopPromise<Void>?) {
-        let limit = tlsContext?.configuration.maxBufferedPlaintextBytes ?? contextStore?.context.configuration.maxBufferedPlaintextBytes ?? 262_144
-        guard bufferedBytes + plaintext.readableBytes <= limit else {
-            promise?.fail(TLSError.bufferedPlaintextLimitExceeded(limit: limit))
-            return
-        }
-        bufferedBytes += plaintext.readableBytes
-        buffered.append((plaintext, promise))
-    }
-
-    /// Encrypts the queued plaintext in order, until it is all out or OpenSSL wants to read first.
-    private func encryptBuffered(context: ChannelHandlerContext) {
-        while !writeBlockedOnRead, let (plaintext, promise) = buffered.popFirst() {
-            bufferedBytes -= plaintext.readableBytes
-            encrypt(context: context, plaintext, promise: promise)
-        }
-    }
-
-    private func unbuffer(context: ChannelHandlerContext) {
-        let hadPending = !buffered.isEmpty
-        encryptBuffered(context: context)
-        if flushRequested || hadPending {
-            flushRequested = false
-            context.flush()
-        }
-    }
-
     /// Under `optional` client certificates a certificate that does not verify leaves the
     /// connection up without an identity; the store's observer hears of it (logs, metrics).
     private func reportUnverifiedClientCertificate(_ info: TLSConnectionInfo, context: ChannelHandlerContext) {
@@ -415,7 +332,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.writeAndFlush(wrapOutboundOut(out), promise: nil)
     }
 
-    private func fail(context: ChannelHandlerContext, _ error: TLSError) {
+    func fail(context: ChannelHandlerContext, _ error: TLSError) {
         machine.fatalError()
         handshakeTimer?.cancel()
         closeTimer?.cancel()

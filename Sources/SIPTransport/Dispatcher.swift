@@ -47,7 +47,9 @@ public final class Dispatcher: SIPTimerScheduler, Sendable {
     }
 
     /// - Parameters:
+    ///   - configuration: limits, timers and names of the legs and the transaction layer.
     ///   - group: event loops to run on; by default the dispatcher makes one loop per core.
+    ///   - logger: where the transport logs (refusals, unparsable messages).
     public init(configuration: TransportConfiguration = TransportConfiguration(), group: (any EventLoopGroup)? = nil,
                 logger: Logger = Logger(label: "sip.transport")) {
         self.configuration = configuration
@@ -229,7 +231,7 @@ public final class Dispatcher: SIPTimerScheduler, Sendable {
 
     /// Runs `body` after `delay` (to 10 ms) on the calling event loop's timer wheel when called
     /// on one (no cross-thread wake-up: the proxy arms and disarms several timers per
-    /// request), else on the first loop's. Arming and cancelling cost O(1) (``TimerWheel``).
+    /// request), else on the first loop's. Arming and cancelling cost O(1) (`TimerWheel`).
     public func schedule(after delay: Duration, _ body: @escaping @Sendable () -> Void) -> any SIPScheduledTimer {
         let wheel = MultiThreadedEventLoopGroup.currentEventLoop.flatMap { wheels[ObjectIdentifier($0)] } ?? firstWheel
         return wheel.schedule(after: delay, body)
