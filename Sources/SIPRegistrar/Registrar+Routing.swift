@@ -1,8 +1,12 @@
-public import SIPMessage
+import SIPMessage
 
 extension Registrar {
     // MARK: Requests other than REGISTER (rewrite, redirect)
 
+    /// A request other than REGISTER for a served address: in rewrite mode its Request-URI
+    /// becomes the best contact and it goes on; in redirect mode it is answered 302 with the
+    /// contacts (404 without any, 480 with Warning 380 when only non-SIPS ones exist for a
+    /// `sips:` target). Anything else passes.
     func route(_ request: SIPRequest, from source: SIPSource) -> SIPReceiveOutcome {
         guard configuration.nonRegisterMode != .ignore, configuration.nonRegisterMode != .proxy, request.method != .ack, request.method != .cancel,
               request.uri.isSIP, domains.serves(request.uri.hostName), let aor = normalizedAOR(request.uri) else {
@@ -21,15 +25,13 @@ extension Registrar {
             if targets.isEmpty {
                 // RFC 5630 3.1.3: the user exists but cannot be reached over SIPS.
                 if request.uri.isSIPS, !bindings(ofAOR: aor).isEmpty {
-                    var r = SIPResponse(to: request, statusCode: 480, toTag: SIPResponse.randomTag(),
-                                        server: configuration.serverHeader)
-                    r.headers.add(.warning, SIPWarning(code: 380, agent: request.uri.hostName, text: "SIPS Not Allowed").description)
-                    return .respond(r)
+                    let warning = SIPWarning(code: 380, agent: request.uri.hostName, text: "SIPS Not Allowed")
+                    return .respond(.answering(request, 480, headers: [(.warning, warning.description)],
+                                               server: configuration.serverHeader))
                 }
-                return .respond(SIPResponse(to: request, statusCode: 404, toTag: SIPResponse.randomTag(),
-                                            server: configuration.serverHeader))
+                return .respond(.answering(request, 404, server: configuration.serverHeader))
             }
-            var r = SIPResponse(to: request, statusCode: 302, toTag: SIPResponse.randomTag(), server: configuration.serverHeader)
+            var r = SIPResponse.answering(request, 302, server: configuration.serverHeader)
             for b in targets {
                 var value = "<" + b.uri + ">"
                 if let q = b.q { value += ";q=" + SIPContact.formatQ(q) }
