@@ -13,6 +13,7 @@ public import SIPMessage
 ///                               domains: ["example.com", "example.org"])
 /// ```
 public final class Registrar: SIPReceiver {
+    /// The limits, domains and modes it was made with.
     public let configuration: RegistrarConfiguration
     let domains: DomainMatcher
     let supported: Set<String>
@@ -177,6 +178,9 @@ public final class Registrar: SIPReceiver {
     }
 
     // MARK: Receiving
+
+    /// REGISTER: what the dispatcher lists in `Allow` for this registrar.
+    public var allowedMethods: [SIPMethod] { [.register] }
 
     /// Net::SIP's `receive`: handles a REGISTER (or, by ``NonRegisterMode``, another
     /// request for an address we hold) and returns the outcome; `.pass` when the
