@@ -1,4 +1,4 @@
-public import SIPMessage
+import SIPMessage
 
 extension Registrar {
     // MARK: Admin: paging and removal

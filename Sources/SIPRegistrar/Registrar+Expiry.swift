@@ -1,4 +1,4 @@
-public import SIPMessage
+import SIPMessage
 
 extension Registrar {
     // MARK: Expiry (RFC 3261 10.3 step 7; O(k log n) per run)
@@ -18,14 +18,7 @@ extension Registrar {
                 s.setBindings(e.aor, from: list, to: rest)
             }
             // Keep the heap proportional to the bindings: stale entries come from refreshes.
-            if s.heap.count > 2 * s.bindingCount + 1024 {
-                var live: [ExpiryHeap.Entry] = []
-                live.reserveCapacity(s.bindingCount)
-                for (aor, list) in s.records {
-                    for b in list { live.append(.init(expiresAt: b.expiresAt, aor: aor, uri: b.uri)) }
-                }
-                s.heap.rebuild(live)
-            }
+            if s.heap.count > 2 * s.bindingCount + 1024 { s.rebuildHeap() }
             return gone
         }
         if !expired.isEmpty {

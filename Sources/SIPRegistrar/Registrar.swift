@@ -73,6 +73,16 @@ public final class Registrar: SIPReceiver {
         var committedSinceRead: Set<String> = []
         var replicationReads = false
 
+        /// Rebuilds the expiry heap from the bindings held: one entry per binding, none stale.
+        mutating func rebuildHeap() {
+            var entries: [ExpiryHeap.Entry] = []
+            entries.reserveCapacity(bindingCount)
+            for (aor, list) in records {
+                for b in list { entries.append(.init(expiresAt: b.expiresAt, aor: aor, uri: b.uri)) }
+            }
+            heap.rebuild(entries)
+        }
+
         /// A commit for `aor` finished (either way).
         mutating func markCommitted(_ aor: String) {
             if replicationReads { committedSinceRead.insert(aor) }
@@ -164,12 +174,7 @@ public final class Registrar: SIPReceiver {
             } else {
                 for (aor, list) in grouped { s.setBindings(aor, from: s.records[aor] ?? [], to: list) }
             }
-            var entries: [ExpiryHeap.Entry] = []
-            entries.reserveCapacity(s.bindingCount)
-            for (aor, list) in s.records {
-                for b in list { entries.append(.init(expiresAt: b.expiresAt, aor: aor, uri: b.uri)) }
-            }
-            s.heap.rebuild(entries)
+            s.rebuildHeap()
             return n
         }
         if !stale.isEmpty { try await store.apply(stale) }
