@@ -132,7 +132,18 @@ public enum SIPReceiveOutcome: Sendable {
 /// A step of a dispatcher's receive chain: authorization, the registrar, a
 /// redirect server... It never touches a socket; it returns an outcome.
 public protocol SIPReceiver: Sendable {
+    /// Decides about one request: answer it, pass it on (possibly rewritten), or drop it.
     func receive(_ request: SIPRequest, from source: SIPSource) async -> SIPReceiveOutcome
+
+    /// The methods this receiver handles, for the `Allow` header of the dispatcher's own
+    /// answers (`405`, and `200` to `OPTIONS`; RFC 3261 20.5). Default: none (a step such as
+    /// authorization handles no method itself).
+    var allowedMethods: [SIPMethod] { get }
+}
+
+extension SIPReceiver {
+    /// No method of its own.
+    public var allowedMethods: [SIPMethod] { [] }
 }
 
 /// A scheduled piece of work that can be cancelled.

@@ -73,20 +73,18 @@ extension ProxyLookupResult {
     /// nil for `.targets` with at least one target. `.targets([])` answers `480`.
     /// `403` for `.notOurDomain`: the caller first checks for a dialog we Record-Routed.
     public func failureResponse(to request: SIPRequest, server: String? = nil) -> SIPResponse? {
-        let tag = SIPResponse.randomTag()
         switch self {
         case .targets(let list):
             guard list.isEmpty else { return nil }
-            return SIPResponse(to: request, statusCode: 480, toTag: tag, server: server)
+            return .answering(request, 480, server: server)
         case .unknownUser:
-            return SIPResponse(to: request, statusCode: 404, toTag: tag, server: server)
+            return .answering(request, 404, server: server)
         case .noSecureContacts:
             // The text the registrar's redirect mode uses (RFC 5630 3.1.3, RFC 3261 20.43).
-            var r = SIPResponse(to: request, statusCode: 480, toTag: tag, server: server)
-            r.headers.add(.warning, SIPWarning(code: 380, agent: request.uri.hostName, text: "SIPS Not Allowed").description)
-            return r
+            let warning = SIPWarning(code: 380, agent: request.uri.hostName, text: "SIPS Not Allowed")
+            return .answering(request, 480, headers: [(.warning, warning.description)], server: server)
         case .notOurDomain:
-            return SIPResponse(to: request, statusCode: 403, toTag: tag, server: server)
+            return .answering(request, 403, server: server)
         }
     }
 }

@@ -35,8 +35,7 @@ extension ValidatedRequest {
         if request.uri.isSIP, identity.servesDomain(request.uri.hostName), !remainingRoutes {
             return .lookUp(request.uri)
         }
-        return .reject(SIPResponse(to: request, statusCode: 403, reasonPhrase: "Relaying Forbidden",
-                                   toTag: SIPResponse.randomTag(), server: server))
+        return .reject(.answering(request, 403, reason: "Relaying Forbidden", server: server))
     }
 
     /// The single target of an in-dialog request: its Request-URI, reached over `flow` when

@@ -211,7 +211,7 @@ public struct ProxyTransaction: Sendable {
     // MARK: Helpers shared with the event handlers
 
     func generated(_ code: Int) -> SIPResponse {
-        SIPResponse(to: request.request, statusCode: code, toTag: SIPResponse.randomTag(), server: server)
+        .answering(request.request, code, server: server)
     }
 
     mutating func openNextGroup(into out: inout [ProxyAction]) {

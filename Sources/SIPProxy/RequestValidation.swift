@@ -56,8 +56,7 @@ public struct ProxyRequestValidator: Sendable {
     /// key when the caller computed it already (it is not computed twice).
     public func validate(_ request: SIPRequest, branchKey: ProxyBranchKey? = nil) -> ProxyValidation {
         func reject(_ code: Int, _ reason: String? = nil) -> ProxyValidation {
-            .reject(SIPResponse(to: request, statusCode: code, reasonPhrase: reason, toTag: SIPResponse.randomTag(),
-                                server: server))
+            .reject(.answering(request, code, reason: reason, server: server))
         }
         // Step 1: reasonable syntax of what the proxy reads.
         let key: ProxyBranchKey
@@ -69,8 +68,7 @@ public struct ProxyRequestValidator: Sendable {
             maxForwards = try request.headers.maxForwards
             _ = try request.headers.route
         } catch {
-            return .reject(SIPResponse(to: request, statusCode: error.statusCode, reasonPhrase: error.reasonPhrase,
-                                       toTag: SIPResponse.randomTag(), server: server))
+            return .reject(.answering(request, error, server: server))
         }
         // Step 2: URI scheme. Only sip and sips are routed by this proxy.
         guard request.uri.isSIP else { return reject(416) }

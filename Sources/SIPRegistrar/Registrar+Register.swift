@@ -301,8 +301,7 @@ extension Registrar {
 
     /// Step 8: 200 OK listing every current binding with its remaining expiry, plus Date.
     func okResponse(_ request: SIPRequest, plan: RegisterPlan, bindings: [Binding], now: Int64) -> SIPResponse {
-        var response = SIPResponse(to: request, statusCode: 200, toTag: SIPResponse.randomTag(),
-                                   server: configuration.serverHeader)
+        var response = SIPResponse.answering(request, 200, server: configuration.serverHeader)
         for b in bindings where b.isActive(at: now) {
             response.headers.add(.contact, b.contactHeaderValue(at: now))
         }
@@ -314,10 +313,8 @@ extension Registrar {
         return response
     }
 
+    /// The one place a ``RegistrarError`` becomes the answer to the REGISTER.
     func fail(_ request: SIPRequest, _ error: RegistrarError) -> SIPReceiveOutcome {
-        var response = SIPResponse(to: request, statusCode: error.statusCode, reasonPhrase: error.reasonPhrase,
-                                   toTag: SIPResponse.randomTag(), server: configuration.serverHeader)
-        for (name, value) in error.extraHeaders { response.headers.add(name, value) }
-        return .respond(response)
+        .respond(.answering(request, error, server: configuration.serverHeader))
     }
 }

@@ -13,6 +13,7 @@ public import SIPMessage
 ///                               domains: ["example.com", "example.org"])
 /// ```
 public final class Registrar: SIPReceiver {
+    /// The limits, domains and modes it was made with.
     public let configuration: RegistrarConfiguration
     let domains: DomainMatcher
     let supported: Set<String>
@@ -71,6 +72,16 @@ public final class Registrar: SIPReceiver {
         /// (tracked only once replication reads: see ``Registrar/beginReplicationRead()``).
         var committedSinceRead: Set<String> = []
         var replicationReads = false
+
+        /// Rebuilds the expiry heap from the bindings held: one entry per binding, none stale.
+        mutating func rebuildHeap() {
+            var entries: [ExpiryHeap.Entry] = []
+            entries.reserveCapacity(bindingCount)
+            for (aor, list) in records {
+                for b in list { entries.append(.init(expiresAt: b.expiresAt, aor: aor, uri: b.uri)) }
+            }
+            heap.rebuild(entries)
+        }
 
         /// A commit for `aor` finished (either way).
         mutating func markCommitted(_ aor: String) {
@@ -163,12 +174,7 @@ public final class Registrar: SIPReceiver {
             } else {
                 for (aor, list) in grouped { s.setBindings(aor, from: s.records[aor] ?? [], to: list) }
             }
-            var entries: [ExpiryHeap.Entry] = []
-            entries.reserveCapacity(s.bindingCount)
-            for (aor, list) in s.records {
-                for b in list { entries.append(.init(expiresAt: b.expiresAt, aor: aor, uri: b.uri)) }
-            }
-            s.heap.rebuild(entries)
+            s.rebuildHeap()
             return n
         }
         if !stale.isEmpty { try await store.apply(stale) }
@@ -177,6 +183,9 @@ public final class Registrar: SIPReceiver {
     }
 
     // MARK: Receiving
+
+    /// REGISTER: what the dispatcher lists in `Allow` for this registrar.
+    public var allowedMethods: [SIPMethod] { [.register] }
 
     /// Net::SIP's `receive`: handles a REGISTER (or, by ``NonRegisterMode``, another
     /// request for an address we hold) and returns the outcome; `.pass` when the

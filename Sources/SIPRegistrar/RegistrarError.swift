@@ -2,7 +2,7 @@ public import SIPMessage
 
 /// Every way a REGISTER can fail, mapped to its SIP answer in one place
 /// (RFC 3261 10.3; status, reason phrase and extra headers).
-public enum RegistrarError: Error, Sendable, Equatable {
+public enum RegistrarError: SIPAnsweredError, Equatable {
     /// Step 1/3: the Request-URI or the To domain is not served (when configured to answer).
     case domainNotServed
     /// Step 2: `Require` lists option tags we do not support.
@@ -28,6 +28,7 @@ public enum RegistrarError: Error, Sendable, Equatable {
     /// The location service holds as many bindings (or addresses of record) as it may.
     case locationServiceFull(retryAfter: Int)
 
+    /// The status code of the answer.
     public var statusCode: Int {
         switch self {
         case .domainNotServed, .notSIPAOR: return 404
@@ -39,6 +40,7 @@ public enum RegistrarError: Error, Sendable, Equatable {
         }
     }
 
+    /// The reason phrase of the answer, exactly as sent.
     public var reasonPhrase: String {
         switch self {
         case .domainNotServed: return "Domain Not Served"
@@ -56,8 +58,8 @@ public enum RegistrarError: Error, Sendable, Equatable {
         }
     }
 
-    /// Headers the answer must carry.
-    var extraHeaders: [(SIPHeaderName, String)] {
+    /// Headers the answer must carry (`Unsupported`, `Min-Expires`, `Retry-After`).
+    public var extraHeaders: [(SIPHeaderName, String)] {
         switch self {
         case .unsupportedExtensions(let tags): return [(.unsupported, tags.joined(separator: ", "))]
         case .intervalTooBrief(let min): return [(.minExpires, String(min))]

@@ -17,10 +17,20 @@ public protocol SIPForwarder: Sendable {
 
     /// The connection `flowID` closed: whatever waits for an answer over it will get none.
     func flowClosed(_ flowID: UInt64)
+
+    /// The methods it handles in requests addressed to this server itself (the ones it
+    /// leaves to the dispatcher's own answer otherwise), for the `Allow` of those answers.
+    /// Default: none; what it forwards to others is not listed (RFC 3261 20.5: `Allow`
+    /// names what the element answering supports).
+    var allowedMethods: [SIPMethod] { get }
 }
 
 extension SIPForwarder {
+    /// Nothing to release.
     public func flowClosed(_ flowID: UInt64) {}
+
+    /// No method of its own in requests addressed to this server.
+    public var allowedMethods: [SIPMethod] { [] }
 }
 
 /// The way back to the sender of a forwarded request: its server transaction (RFC 3261

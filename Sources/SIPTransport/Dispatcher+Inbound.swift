@@ -55,8 +55,7 @@ extension Dispatcher {
                 // (empty parameters, no sent-by) cannot be answered along its Via: 400 to its source.
                 count(.parseErrors)
                 guard request.method != .ack else { return }
-                let response = SIPResponse(to: request, statusCode: 400, reasonPhrase: "Invalid Via Header",
-                                           toTag: SIPResponse.randomTag(), server: configuration.serverHeader)
+                let response = SIPResponse.answering(request, 400, reason: "Invalid Via Header", server: configuration.serverHeader)
                 sendResponseBytes(response.serialized(), topVia: nil, source: source)
                 return
             }
@@ -125,20 +124,25 @@ extension Dispatcher {
         case .discard:
             return nil
         case .pass:
+            let allow = (SIPHeaderName.allow, allowedMethods().map(\.rawValue).joined(separator: ", "))
             if request.method == .options {
-                var ok = SIPResponse(to: request, statusCode: 200, toTag: SIPResponse.randomTag(), server: configuration.serverHeader)
-                ok.headers.add(.allow, "REGISTER, OPTIONS")
-                ok.headers.add(.accept, "application/sdp")
-                return ok
+                return .answering(request, 200, headers: [allow, (.accept, "application/sdp")], server: configuration.serverHeader)
             }
-            var r = SIPResponse(to: request, statusCode: 405, toTag: SIPResponse.randomTag(), server: configuration.serverHeader)
-            r.headers.add(.allow, "REGISTER, OPTIONS")
-            return r
+            return .answering(request, 405, headers: [allow], server: configuration.serverHeader)
         case .forward:
             // A receiver rewrote the request for forwarding, and this server does not proxy.
-            return SIPResponse(to: request, statusCode: 501, reasonPhrase: "Forwarding Not Implemented",
-                               toTag: SIPResponse.randomTag(), server: configuration.serverHeader)
+            return .answering(request, 501, reason: "Forwarding Not Implemented", server: configuration.serverHeader)
         }
+    }
+
+    /// What the dispatcher's own answers list in `Allow`: the methods the receivers in the
+    /// chain declare, in chain order, then the forwarder's, then `OPTIONS`, which the
+    /// dispatcher answers itself; each once.
+    func allowedMethods() -> [SIPMethod] {
+        var methods: [SIPMethod] = []
+        let declared = receiversList().flatMap(\.allowedMethods) + (forwarder?.allowedMethods ?? []) + [.options]
+        for m in declared where !methods.contains(m) { methods.append(m) }
+        return methods
     }
 
     func runChain(_ request: SIPRequest, source: SIPSource) async -> SIPReceiveOutcome {
@@ -165,9 +169,8 @@ extension Dispatcher {
     /// Answers a request that failed to parse, when enough of it was readable (RFC 3261 21.4.1 / 513).
     func answerBroken(_ error: SIPParseError, source: SIPSource) {
         guard error.isRequest,
-              var response = SIPResponse(answering: error.partialHeaders, statusCode: error.statusCode,
-                                         reasonPhrase: error.reasonPhrase, toTag: SIPResponse.randomTag(),
-                                         server: configuration.serverHeader) else { return }
+              var response = SIPResponse.answering(headers: error.partialHeaders, error.statusCode, reason: error.reasonPhrase,
+                                                   server: configuration.serverHeader) else { return }
         var probe = SIPRequest(method: "X", uri: SIPURI(host: "invalid"), headers: response.headers)
         let topVia = Self.stampTopVia(&probe, source: source)
         response.headers = probe.headers

@@ -114,9 +114,8 @@ final class StreamConnectionHandler: ChannelInboundHandler {
                 parseError.partialHeaders = error.partialHeaders
                 parseError.isRequest = error.isRequest
             }
-            if let response = SIPResponse(answering: parseError.partialHeaders, statusCode: error.statusCode,
-                                          reasonPhrase: error.reasonPhrase, toTag: SIPResponse.randomTag(),
-                                          server: dispatcher.configuration.serverHeader) {
+            if let response = SIPResponse.answering(headers: parseError.partialHeaders, error.statusCode,
+                                                    reason: error.reasonPhrase, server: dispatcher.configuration.serverHeader) {
                 let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
                 context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: response.serialized())))
                     .whenComplete { _ in bound.value.close(promise: nil) }

@@ -68,6 +68,8 @@ public struct AuthenticationConfiguration: Sendable, Hashable {
     /// Good sources remembered per user (the most recent ones).
     public var goodSourcesPerUser: Int
 
+    /// A configuration; every value has the default documented at its property.
+    /// Call ``validate()`` (the ``Authenticator`` does) before use.
     public init(mode: AuthenticationMode = .digest, domainModes: [String: AuthenticationMode] = [:], realm: String? = nil,
                 nonceLifetime: Int = 300,
                 algorithms: [DigestAlgorithm] = [.sha256, .md5],

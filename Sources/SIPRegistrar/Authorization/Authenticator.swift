@@ -1,39 +1,5 @@
 public import SIPMessage
 
-/// What the authenticator saw, for logs and metrics.
-public enum AuthenticationEvent: Sendable, Hashable {
-    /// Why an authentication failed.
-    public enum Failure: String, Sendable, Hashable {
-        /// Wrong password or unknown user: deliberately one reason (nobody outside can tell them apart).
-        case badCredentials = "bad_credentials"
-        /// A nonce this server never issued (or for another realm).
-        case badNonce = "bad_nonce"
-        /// A nonce-count already used with this nonce.
-        case replay
-        /// Credentials that are not a usable digest response (missing fields, unknown algorithm, no qop).
-        case malformed
-        /// A certificate naming another address of record.
-        case certificateMismatch = "certificate_mismatch"
-        /// Certificate mode and no usable certificate.
-        case certificateMissing = "certificate_missing"
-        /// Authenticated, but for another address of record.
-        case notOwner = "not_owner"
-    }
-
-    /// Which limit a source met.
-    public enum Limit: String, Sendable, Hashable {
-        case failuresPerSource = "failed_auth_per_source"
-        case failuresPerUser = "failed_auth_per_user"
-        case registersPerSource = "register_rate_per_source"
-    }
-
-    case challenged(realm: String, stale: Bool)
-    case authenticated(identity: String, method: SIPAuthenticationMethod, source: String)
-    case failed(Failure, user: String?, realm: String, source: String)
-    /// A request refused by a limit. `first` is true for the request that started the block: log that one only.
-    case limited(Limit, key: String, untilMilliseconds: Int64, first: Bool)
-}
-
 /// The authorization step of the receive chain (before the registrar): digest
 /// authentication with stateless nonces (RFC 3261 22.4, RFC 7616, RFC 8760),
 /// client-certificate identities (RFC 5922-style subjectAltName URIs), address-of-
@@ -49,6 +15,7 @@ public enum AuthenticationEvent: Sendable, Hashable {
 /// dispatcher.receivers = [auth, registrar]
 /// ```
 public final class Authenticator: SIPReceiver {
+    /// The modes and limits it was made with.
     public let configuration: AuthenticationConfiguration
     let hashing: any DigestHashing
     let clock: any RegistrarClock
@@ -70,6 +37,8 @@ public final class Authenticator: SIPReceiver {
     let goodSources: LockedState<LRUTable<Int, [Int]>>
     let observer: (@Sendable (AuthenticationEvent) -> Void)?
 
+    /// Makes the authorization step; throws when the configuration or the secret is unusable.
+    ///
     /// - Parameters:
     ///   - configuration: modes and limits.
     ///   - users: the users file's entries (replace them later with ``replaceUsers(_:)``).
@@ -77,6 +46,7 @@ public final class Authenticator: SIPReceiver {
     ///   - secret: the nonce key, at least 16 random bytes; nodes that share it recognise each other's nonces
     ///     (and answer them `stale=true`: a nonce is accepted only by the node named in it, `configuration.nodeName`).
     ///   - domains: the served domains (empty: all), used to pick the realm of non-REGISTER requests.
+    ///   - clock: the time of the limits and of nonce ages.
     ///   - serverHeader: a Server header for the answers.
     ///   - observer: called for every challenge, success, failure and limit hit.
     public init(configuration: AuthenticationConfiguration, users: UserTable, hashing: any DigestHashing, secret: [UInt8],
@@ -110,16 +80,40 @@ public final class Authenticator: SIPReceiver {
         usersState.withLock { $0 = users }
     }
 
+    /// How many users the current users table holds.
     public var userCount: Int { usersState.withLock { $0.count } }
 
     // MARK: Receiving
 
+    /// The receive chain's entry point: ``authorize(_:from:)``.
     public func receive(_ request: SIPRequest, from source: SIPSource) async -> SIPReceiveOutcome {
         authorize(request, from: source)
     }
 
-    /// The decision, synchronously (no suspension: everything is in memory).
+    /// The decision, synchronously (no suspension: everything is in memory): `.pass` when the
+    /// request needs no authentication here, `.forward` with the source's established identity,
+    /// or the answer to an ``AuthenticationError`` (`.discard` for a limit in drop mode).
     public func authorize(_ request: SIPRequest, from source: SIPSource) -> SIPReceiveOutcome {
+        do throws(AuthenticationError) {
+            switch try decide(request, from: source) {
+            case .pass: return .pass
+            case .accepted(let enriched): return .forward(request, enriched)
+            }
+        } catch {
+            return answer(request, error)
+        }
+    }
+
+    /// What ``decide(_:from:)`` found when it did not refuse the request.
+    enum Decision {
+        /// Nothing to authenticate here: the next receiver decides.
+        case pass
+        /// Authenticated: the source with its identity.
+        case accepted(SIPSource)
+    }
+
+    /// The whole decision; a refusal is thrown.
+    func decide(_ request: SIPRequest, from source: SIPSource) throws(AuthenticationError) -> Decision {
         let method = request.method
         // ACK and CANCEL cannot be challenged (RFC 3261 22.1).
         if method == .ack || method == .cancel { return .pass }
@@ -133,12 +127,10 @@ public final class Authenticator: SIPReceiver {
         if isRegister && !exempt {
             if case .blocked(let until, let first) = registerRate.record(sourceKey, now: now) {
                 observer?(.limited(.registersPerSource, key: sourceKey, untilMilliseconds: until, first: first))
-                return limited(request, status: 503, reason: "Too Many Requests From This Address", until: until, now: now)
+                throw .tooManyRegisters(retryAfter: Int(max(1, (until - now + 999) / 1000)))
             }
         }
-        if !exempt && sourceFailures.isBlocked(sourceKey, now: now) {
-            return limited(request, status: 403, reason: "Too Many Failed Authentications", until: nil, now: now)
-        }
+        if !exempt && sourceFailures.isBlocked(sourceKey, now: now) { throw .tooManyFailures }
 
         // Nothing to authenticate anywhere: no header needs reading.
         if configuration.mode == .off && configuration.domainModes.isEmpty { return .pass }
@@ -181,29 +173,31 @@ public final class Authenticator: SIPReceiver {
             if !identities.isEmpty {
                 let claimed = aor ?? fromAOR(request)
                 if let claimed, let match = identities.first(where: { DigestUser.sameAOR($0.1, claimed) }) {
-                    return accept(request, source: source, identity: match.0, method: .certificate)
+                    return accept(source: source, identity: match.0, method: .certificate)
                 }
                 observer?(.failed(.certificateMismatch, user: identities.first?.0, realm: realm, source: source.remoteAddress))
-                return respond(request, status: 403, reason: "Certificate Identity Does Not Match")
+                throw .certificateMismatch
             }
         }
         guard mode.allowsDigest else {
             observer?(.failed(.certificateMissing, user: nil, realm: realm, source: source.remoteAddress))
-            return respond(request, status: 403, reason: "Client Certificate Required")
+            throw .certificateRequired
         }
-        return digest(request, source: source, realm: realm, aor: aor, exempt: exempt, now: now)
+        return try digest(request, source: source, realm: realm, aor: aor, exempt: exempt, now: now)
     }
 
     // MARK: Digest
 
-    func digest(_ request: SIPRequest, source: SIPSource, realm: String, aor: String?, exempt: Bool, now: Int64) -> SIPReceiveOutcome {
+    /// Digest authentication of a request that needs it: the identity, or the challenge or refusal thrown.
+    func digest(_ request: SIPRequest, source: SIPSource, realm: String, aor: String?, exempt: Bool,
+                now: Int64) throws(AuthenticationError) -> Decision {
         let proxy = challengesAsProxy(request)
         let fields = (try? (proxy ? request.headers.proxyAuthorization : request.headers.authorization)) ?? []
         guard let credentials = fields.first(where: {
             $0.scheme.lowercased() == "digest" && ($0["realm"] ?? "").lowercased() == realm
         }) else {
             // No credentials for this realm yet: the normal first leg.
-            return challenge(request, realm: realm, stale: false, now: now)
+            throw challenge(request, realm: realm, stale: false, now: now)
         }
         guard let username = credentials["username"], !username.isEmpty,
               let nonce = credentials["nonce"], let digestURI = credentials["uri"],
@@ -211,30 +205,30 @@ public final class Authenticator: SIPReceiver {
               let ncText = credentials["nc"], ncText.utf8.count == 8, let nc = UInt32(ncText, radix: 16), nc > 0,
               let cnonce = credentials["cnonce"], !cnonce.isEmpty,
               let algorithm = credentials["algorithm"].map({ DigestAlgorithm(token: $0) }) ?? .md5 else {
-            return failure(.malformed, request, source: source, user: credentials["username"], realm: realm, exempt: exempt, now: now)
+            throw failure(.malformed, request, source: source, user: credentials["username"], realm: realm, exempt: exempt, now: now)
         }
         let userKey = username + "@" + realm
         let sourceKey = SourceKey.limitKey(forIP: source.remoteHost)
         // A blocked user name stays open to the sources that logged in as it before: otherwise anyone
         // could lock a user out for good by sending wrong passwords in its name.
         if userFailures.isBlocked(userKey, now: now), !isGoodSource(user: userKey, source: sourceKey) {
-            return limited(request, status: 403, reason: "Too Many Failed Authentications", until: nil, now: now)
+            throw .tooManyFailures
         }
         // An algorithm the operator turned off (`auth.algorithms`) is refused like a wrong password:
         // a fresh challenge offering only the algorithms in use (RFC 8760 2.4 leaves the choice to the server).
         guard configuration.algorithms.contains(algorithm) else {
-            return failure(.badCredentials, request, source: source, user: username, realm: realm, exempt: exempt, now: now)
+            throw failure(.badCredentials, request, source: source, user: username, realm: realm, exempt: exempt, now: now)
         }
         // RFC 7616 3.4.6: the digest-uri names the Request-URI.
         if digestURI != request.uri.description {
             guard let u = SIPURI.parse(Substring(digestURI)), u == request.uri else {
-                return respond(request, status: 400, reason: "Digest URI Does Not Match Request-URI")
+                throw .digestURIMismatch
             }
         }
 
         let nonceState = nonces.check(nonce, realm: realm, now: now)
         if nonceState == .invalid {
-            return failure(.badNonce, request, source: source, user: username, realm: realm, exempt: exempt, now: now)
+            throw failure(.badNonce, request, source: source, user: username, realm: realm, exempt: exempt, now: now)
         }
 
         // The same work for a known and an unknown user: a stand-in HA1 is always derived.
@@ -245,30 +239,29 @@ public final class Authenticator: SIPReceiver {
         let expected = Self.response(hashing, algorithm, ha1: ha1, nonce: nonce, nc: ncText, cnonce: cnonce, qop: qop,
                                      method: request.method.rawValue, uri: digestURI)
         guard constantTimeEqual(Array(expected.utf8), Array(response.lowercased().utf8)), let user, user.ha1[algorithm] != nil else {
-            return failure(.badCredentials, request, source: source, user: username, realm: realm, exempt: exempt, now: now)
+            throw failure(.badCredentials, request, source: source, user: username, realm: realm, exempt: exempt, now: now)
         }
 
         // The password was right. Now the nonce's age, node and count: an expired nonce, or one another
         // node issued (its nonce-counts are not known here), gets a fresh challenge with stale=true
         // (RFC 7616 3.3: the client retries without asking for the password again).
         guard case .valid(let issued) = nonceState else {
-            return challenge(request, realm: realm, stale: true, now: now)
+            throw challenge(request, realm: realm, stale: true, now: now)
         }
         switch nonces.use(nonce, issuedAt: issued, count: nc, now: now) {
         case .fresh: break
-        case .forgotten: return challenge(request, realm: realm, stale: true, now: now)
+        case .forgotten: throw challenge(request, realm: realm, stale: true, now: now)
         case .replayed:
             observer?(.failed(.replay, user: username, realm: realm, source: source.remoteAddress))
-            return challenge(request, realm: realm, stale: false, now: now)
+            throw challenge(request, realm: realm, stale: false, now: now)
         }
         rememberGoodSource(user: userKey, source: sourceKey)
 
         if let aor, !user.owns(aor: aor) {
             observer?(.failed(.notOwner, user: user.aor, realm: realm, source: source.remoteAddress))
-            return respond(request, status: 403, reason: proxy ? "From Does Not Match The Credentials"
-                                                                : "Not Allowed To Register This Address")
+            throw .notOwner(asProxy: proxy)
         }
-        return accept(request, source: source, identity: user.aor, method: .digest)
+        return accept(source: source, identity: user.aor, method: .digest)
     }
 
     /// RFC 7616 3.4.1 with `qop=auth`: `H(HA1:nonce:nc:cnonce:qop:H(method:uri))` in lower-case hex.
@@ -278,8 +271,9 @@ public final class Authenticator: SIPReceiver {
         return hashing.hexHash(algorithm, [ha1, nonce, nc, cnonce, qop, ha2].joined(separator: ":"))
     }
 
+    /// Counts a failed authentication against the source and the user; the answer is a fresh challenge.
     func failure(_ reason: AuthenticationEvent.Failure, _ request: SIPRequest, source: SIPSource, user: String?, realm: String,
-                 exempt: Bool, now: Int64) -> SIPReceiveOutcome {
+                 exempt: Bool, now: Int64) -> AuthenticationError {
         observer?(.failed(reason, user: user, realm: realm, source: source.remoteAddress))
         if !exempt {
             let key = SourceKey.limitKey(forIP: source.remoteHost)
@@ -320,41 +314,34 @@ public final class Authenticator: SIPReceiver {
 
     // MARK: Answers
 
-    func accept(_ request: SIPRequest, source: SIPSource, identity: String, method: SIPAuthenticationMethod) -> SIPReceiveOutcome {
+    /// An authenticated request: the source with its identity, reported to the observer.
+    func accept(source: SIPSource, identity: String, method: SIPAuthenticationMethod) -> Decision {
         var s = source
         s.authenticatedIdentity = identity
         s.authenticationMethod = method
         observer?(.authenticated(identity: identity, method: method, source: source.remoteAddress))
-        return .forward(request, s)
+        return .accepted(s)
     }
 
-    /// 401 with one challenge per algorithm (RFC 8760 4: SHA-256 first), a fresh nonce each time.
-    func challenge(_ request: SIPRequest, realm: String, stale: Bool, now: Int64) -> SIPReceiveOutcome {
+    /// A challenge with one value per algorithm (RFC 8760 4: SHA-256 first), a fresh nonce each
+    /// time; as a proxy it is answered 407 with Proxy-Authenticate (RFC 3261 22.3).
+    func challenge(_ request: SIPRequest, realm: String, stale: Bool, now: Int64) -> AuthenticationError {
         observer?(.challenged(realm: realm, stale: stale))
-        // RFC 3261 22.3: a proxy's challenge is 407 with Proxy-Authenticate.
-        let proxy = challengesAsProxy(request)
-        var r = SIPResponse(to: request, statusCode: proxy ? 407 : 401, toTag: SIPResponse.randomTag(), server: serverHeader)
         let quotedRealm = realm.replacingQuotes()
-        for algorithm in configuration.algorithms {
+        let challenges = configuration.algorithms.map { algorithm in
             let nonce = nonces.make(realm: realm, now: now)
             var value = "Digest realm=\"\(quotedRealm)\", nonce=\"\(nonce)\", algorithm=\(algorithm.rawValue), qop=\"auth\""
             if stale { value += ", stale=true" }
-            r.headers.add(proxy ? .proxyAuthenticate : .wwwAuthenticate, value)
+            return value
         }
-        return .respond(r)
+        return .challenge(asProxy: challengesAsProxy(request), challenges: challenges)
     }
 
-    func respond(_ request: SIPRequest, status: Int, reason: String) -> SIPReceiveOutcome {
-        .respond(SIPResponse(to: request, statusCode: status, reasonPhrase: reason, toTag: SIPResponse.randomTag(),
-                             server: serverHeader))
-    }
-
-    func limited(_ request: SIPRequest, status: Int, reason: String, until: Int64?, now: Int64) -> SIPReceiveOutcome {
-        if configuration.limitAction == .drop { return .discard }
-        var r = SIPResponse(to: request, statusCode: status, reasonPhrase: reason, toTag: SIPResponse.randomTag(),
-                            server: serverHeader)
-        if let until { r.headers.add(.retryAfter, String(max(1, (until - now + 999) / 1000))) }
-        return .respond(r)
+    /// The one place a refusal becomes what is sent: its answer, or nothing for a limit
+    /// when the configuration drops such requests.
+    func answer(_ request: SIPRequest, _ error: AuthenticationError) -> SIPReceiveOutcome {
+        if error.isLimit, configuration.limitAction == .drop { return .discard }
+        return .respond(.answering(request, error, server: serverHeader))
     }
 
     /// Whether `request` is challenged the proxy's way (407, Proxy-Authenticate, Proxy-Authorization).

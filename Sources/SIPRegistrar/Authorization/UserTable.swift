@@ -52,6 +52,7 @@ func hexString(_ bytes: some Sequence<UInt8>) -> String {
 /// One user of the users file: who may authenticate, with which HA1 per algorithm,
 /// and which addresses of record besides `user@realm` it may register.
 public struct DigestUser: Sendable, Hashable {
+    /// The user name (the `username` of the digest credentials).
     public var user: String
     /// The realm: the domain of the user's address of record.
     public var realm: String
@@ -60,6 +61,7 @@ public struct DigestUser: Sendable, Hashable {
     /// Further addresses of record (`user@domain`) this user may register.
     public var aliases: [String]
 
+    /// A user; `realm` is stored lower-cased.
     public init(user: String, realm: String, ha1: [DigestAlgorithm: String], aliases: [String] = []) {
         self.user = user
         self.realm = realm.lowercased()
@@ -96,12 +98,15 @@ public struct UserTable: Sendable, Hashable {
     /// The users in file order (for writing the file back).
     public private(set) var users: [DigestUser] = []
 
+    /// An empty table: nobody can authenticate.
     public init() {}
 
+    /// A table of `users`; a later entry for the same user and realm replaces an earlier one.
     public init(_ users: [DigestUser]) {
         for u in users { upsert(u) }
     }
 
+    /// How many users the table holds.
     public var count: Int { users.count }
 
     /// The user `user` of `realm` (realm case-insensitive), if any.
@@ -180,8 +185,11 @@ public struct UserTable: Sendable, Hashable {
 
 /// A users file line that cannot be read.
 public struct UserTableError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The line number, from 1.
     public var line: Int
+    /// What is wrong with the line.
     public var message: String
+    /// `line N: message`.
     public var description: String { "line \(line): \(message)" }
 }
 

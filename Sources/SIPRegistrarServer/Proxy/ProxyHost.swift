@@ -107,7 +107,7 @@ final class ProxyHost: SIPForwarder {
         case .cancel:
             // RFC 3261 16.10: the CANCEL gets its 200 from the response context it cancels.
             guard let key, exists(key) else {
-                upstream.send(SIPResponse(to: request, statusCode: 481, toTag: SIPResponse.randomTag(), server: server))
+                upstream.send(.answering(request, 481, server: server))
                 return true
             }
             handle(key, .cancel(request), cancelUpstream: upstream)
@@ -127,8 +127,7 @@ final class ProxyHost: SIPForwarder {
         // A request inside a dialog is forwarded only along a Record-Route we signed: anything
         // else would let an unauthenticated request claim to be in a dialog with a local user.
         if ((try? request.headers.to) ?? nil)?.tag != nil, !validated.isInOurDialog(codec: codec), decision != .local {
-            upstream.send(SIPResponse(to: request, statusCode: 481, reasonPhrase: "Dialog Not Known Here",
-                                      toTag: nil, server: server))
+            upstream.send(.answering(request, 481, reason: "Dialog Not Known Here", server: server))
             return true
         }
         var targets: [ProxyTarget]
@@ -156,10 +155,9 @@ final class ProxyHost: SIPForwarder {
         let branchTargets = targets.compactMap { branchTarget($0, kind: kind, for: validated, from: source, secure: secure) }
         guard !branchTargets.isEmpty else {
             // Every target needed a leg we do not have (e.g. TLS for a sips: contact).
-            var r = SIPResponse(to: validated.request, statusCode: 480, toTag: SIPResponse.randomTag(), server: server)
-            if secure {
-                r.headers.add(.warning, SIPWarning(code: 380, agent: validated.request.uri.hostName, text: "SIPS Not Allowed").description)
-            }
+            let warning = SIPWarning(code: 380, agent: validated.request.uri.hostName, text: "SIPS Not Allowed")
+            let r = SIPResponse.answering(validated.request, 480, headers: secure ? [(.warning, warning.description)] : [],
+                                          server: server)
             observer.finished(validated.request, ProxyCompletion(statusCode: 480, reason: "no reachable target"))
             upstream.send(r)
             return true
