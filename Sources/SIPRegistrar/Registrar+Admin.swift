@@ -7,7 +7,7 @@ extension Registrar {
     ///
     /// Nothing is sorted under the registrar's lock: the AOR keys are copied out in one short
     /// hold (a copy, no comparisons), sorted outside it, and the bindings are then read in
-    /// chunks of ``pageChunk`` AORs, one short hold each, so REGISTERs go on meanwhile. A page
+    /// chunks of `pageChunk` (256) AORs, one short hold each, so REGISTERs go on meanwhile. A page
     /// reflects the moment each chunk was read (an AOR registered after the copy is missing,
     /// one removed meanwhile is skipped). `total` counts the active bindings seen this way.
     public func allBindings(offset: Int = 0, limit: Int = 100) -> (bindings: [Binding], total: Int) {

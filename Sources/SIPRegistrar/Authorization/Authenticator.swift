@@ -12,7 +12,8 @@ public import SIPMessage
 /// ```swift
 /// let auth = try Authenticator(configuration: .init(mode: .digest), users: table, hashing: hashing,
 ///                              secret: randomBytes)
-/// dispatcher.receivers = [auth, registrar]
+/// dispatcher.addReceiver(auth)       // first: refuses or challenges
+/// dispatcher.addReceiver(registrar)  // then: RFC 3261 10.3
 /// ```
 public final class Authenticator: SIPReceiver {
     /// The modes and limits it was made with.
