@@ -140,7 +140,7 @@ let package = Package(
         .testTarget(
             name: "SIPRegistrarServerTests",
             dependencies: ["SIPRegistrarServer", "SIPRegistrar", "SIPMessage", "SIPTLS", "SIPTestSupport", "sip-registrar"],
-            exclude: ["netsip", "proxy", "websocket"],
+            exclude: ["netsip", "proxy", "websocket", "sipsupport.py"],
             swiftSettings: strictSettings
         ),
 
