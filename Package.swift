@@ -33,6 +33,10 @@ let package = Package(
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
     ],
     targets: [
+        // Scaffolding every test target shares (certificates, process runner, package root, message builders).
+        // Test targets only depend on it; no product ships it.
+        .target(name: "SIPTestSupport", dependencies: ["SIPMessage"], path: "Tests/SIPTestSupport", swiftSettings: strictSettings),
+
         // The SIP message layer: URIs, headers, requests, responses, parser, serializer. No I/O.
         .target(
             name: "SIPMessage",
@@ -41,18 +45,18 @@ let package = Package(
         ),
         .testTarget(
             name: "SIPMessageTests",
-            dependencies: ["SIPMessage"],
+            dependencies: ["SIPMessage", "SIPTestSupport"],
             swiftSettings: strictSettings
         ),
 
         // The registrar: RFC 3261 10.3, SIPS rules, scheme-filtered lookup. Message layer only.
         .target(name: "SIPRegistrar", dependencies: ["SIPMessage"], swiftSettings: strictSettings),
         // The tests take digest hashing from SIPTLS (OpenSSL), as the server does.
-        .testTarget(name: "SIPRegistrarTests", dependencies: ["SIPRegistrar", "SIPTLS"], swiftSettings: strictSettings),
+        .testTarget(name: "SIPRegistrarTests", dependencies: ["SIPRegistrar", "SIPTLS", "SIPTestSupport"], swiftSettings: strictSettings),
 
         // The proxy core (RFC 3261 16, 17.1): pure state machines with an injected clock. Message layer only.
         .target(name: "SIPProxy", dependencies: ["SIPMessage"], swiftSettings: strictSettings),
-        .testTarget(name: "SIPProxyTests", dependencies: ["SIPProxy", "SIPMessage"], swiftSettings: strictSettings),
+        .testTarget(name: "SIPProxyTests", dependencies: ["SIPProxy", "SIPMessage", "SIPTestSupport"], swiftSettings: strictSettings),
 
         // TLS on the system OpenSSL 3 (Debian's libssl-dev), through memory BIOs.
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl",
@@ -70,7 +74,7 @@ let package = Package(
         .testTarget(
             name: "SIPTLSTests",
             dependencies: [
-                "SIPTLS", "COpenSSL",
+                "SIPTLS", "COpenSSL", "SIPTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -98,7 +102,7 @@ let package = Package(
         .testTarget(
             name: "SIPTransportTests",
             dependencies: [
-                "SIPTransport", "SIPMessage", "SIPTLS",
+                "SIPTransport", "SIPMessage", "SIPTLS", "SIPTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -152,8 +156,9 @@ let package = Package(
         ),
         .testTarget(
             name: "SIPRegistrarServerTests",
-            dependencies: ["SIPRegistrarServer", "SIPLocationStores", "SIPRegistrar", "SIPMessage", "SIPTLS", "sip-registrar"],
-            exclude: ["netsip", "proxy", "websocket"],
+            dependencies: ["SIPRegistrarServer", "SIPLocationStores", "SIPRegistrar", "SIPMessage", "SIPTLS", "SIPTestSupport",
+                           "sip-registrar"],
+            exclude: ["netsip", "proxy", "websocket", "sipsupport.py"],
             swiftSettings: strictSettings
         ),
 

@@ -1,11 +1,9 @@
+import SIPTestSupport
+
 /// Messages from RFC 3261 and from real clients (../shared/CLIENTS.md), with CRLF line ends.
 enum Fixtures {
-    static func crlf(_ s: String) -> String {
-        s.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: "\r\n")
-    }
-
     /// RFC 3261 24.1 / 10.2: Bob's registration.
-    static let rfcRegister = crlf("""
+    static let rfcRegister = SIPText.crlf("""
     REGISTER sip:registrar.biloxi.com SIP/2.0
     Via: SIP/2.0/UDP bobspc.biloxi.com:5060;branch=z9hG4bKnashds7
     Max-Forwards: 70
@@ -21,7 +19,7 @@ enum Fixtures {
     """)
 
     /// RFC 3261 24.1: the registrar's answer.
-    static let rfcRegisterOK = crlf("""
+    static let rfcRegisterOK = SIPText.crlf("""
     SIP/2.0 200 OK
     Via: SIP/2.0/UDP bobspc.biloxi.com:5060;branch=z9hG4bKnashds7;received=192.0.2.4
     To: Bob <sip:bob@biloxi.com>;tag=2493k59kd
@@ -36,7 +34,7 @@ enum Fixtures {
     """)
 
     /// RFC 3261 24.2: Alice's INVITE with an SDP body.
-    static let rfcInvite = crlf("""
+    static let rfcInvite = SIPText.crlf("""
     INVITE sip:bob@biloxi.com SIP/2.0
     Via: SIP/2.0/UDP pc33.atlanta.com;branch=z9hG4bKnashds8
     Max-Forwards: 70
@@ -57,7 +55,7 @@ enum Fixtures {
     a=rtpmap:0 PCMU/8000
     """)
 
-    static let baresipTLS = crlf("""
+    static let baresipTLS = SIPText.crlf("""
     REGISTER sip:example.com;transport=tls SIP/2.0
     Via: SIP/2.0/TLS 127.0.0.1:35161;branch=z9hG4bKaa8332ea7e4356b2;rport
     Contact: <sip:alice-0x5586d74020a0@127.0.0.1:35161;transport=tls>;expires=600;+sip.instance="<urn:uuid:2b8acd00-0430-25b9-5543-0667182cd11f>";reg-id=1
@@ -75,7 +73,7 @@ enum Fixtures {
 
     """)
 
-    static let linphoneSIPS = crlf("""
+    static let linphoneSIPS = SIPText.crlf("""
     REGISTER sips:example.com SIP/2.0
     Via: SIP/2.0/TLS 127.0.0.1:35252;branch=z9hG4bK.wSUDnwcfM;rport
     From: "alice" <sips:alice@example.com>;tag=d-RiZW22d
@@ -94,7 +92,7 @@ enum Fixtures {
 
     """)
 
-    static let netSIP = crlf("""
+    static let netSIP = SIPText.crlf("""
     REGISTER sip:example.com SIP/2.0
     Via: SIP/2.0/UDP 127.0.0.1:35400;branch=z9hG4bK844998de9a591753c97e3dbde696fa832889b51b7d611a2bd0427726b3c5a8
     Call-id: b43f2c55c61a3ed41b139fb7f6835f20
@@ -110,7 +108,7 @@ enum Fixtures {
     """)
 
     /// Net::SIP with a parameterised registrar URI puts angle brackets in the request line.
-    static let netSIPBracketed = crlf("""
+    static let netSIPBracketed = SIPText.crlf("""
     REGISTER <sip:example.com;transport=tcp> SIP/2.0
     Via: SIP/2.0/TCP 127.0.0.1:35400;branch=z9hG4bK1
     Call-id: b43f

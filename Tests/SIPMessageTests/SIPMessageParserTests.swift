@@ -1,3 +1,4 @@
+import SIPTestSupport
 import Testing
 @testable import SIPMessage
 
@@ -96,7 +97,7 @@ func parseFault(_ text: String, limits: SIPParserLimits = .default) -> SIPParseE
     }
 
     @Test func compactForms() throws {
-        let text = Fixtures.crlf("""
+        let text = SIPText.crlf("""
         REGISTER sip:example.com SIP/2.0
         v: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1
         f: <sip:a@example.com>;tag=1
@@ -134,7 +135,7 @@ func parseFault(_ text: String, limits: SIPParserLimits = .default) -> SIPParseE
     }
 
     @Test func multiValueSplittingRespectsQuotesAndBrackets() throws {
-        let text = Fixtures.crlf("""
+        let text = SIPText.crlf("""
         REGISTER sip:example.com SIP/2.0
         Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1, SIP/2.0/TCP 10.0.0.2;branch=z9hG4bK2
         Via: SIP/2.0/TLS [::1]:5061;branch=z9hG4bK3

@@ -1,23 +1,12 @@
 import SIPMessage
 @testable import SIPProxy
+import SIPTestSupport
 
 /// Messages and helpers shared by the proxy tests.
 enum ProxyFixtures {
-    static func crlf(_ s: String) -> String {
-        s.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: "\r\n")
-    }
-
+    /// A request the test writes; a fixture that does not parse is a bug in the test.
     static func request(_ text: String) -> SIPRequest {
-        guard case .request(let r)? = try? SIPMessageParser().parse(crlf(text)) else {
-            fatalError("fixture does not parse: \(text)")
-        }
-        return r
-    }
-
-    static func response(_ text: String) -> SIPResponse {
-        guard case .response(let r)? = try? SIPMessageParser().parse(crlf(text)) else {
-            fatalError("fixture does not parse: \(text)")
-        }
+        guard let r = try? SIPText.request(text) else { fatalError("fixture does not parse: \(text)") }
         return r
     }
 

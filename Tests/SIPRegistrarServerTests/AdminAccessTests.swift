@@ -2,6 +2,7 @@ import Foundation
 @testable import SIPRegistrarServer
 import SIPLocationStores
 import SIPRegistrar
+import SIPTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -10,7 +11,6 @@ import Glibc
 
 /// The admin API's token and Host check, through the real server, curl and `sip-registrar lookup`.
 @Suite(.serialized) struct AdminAccessTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     @Test func everyV1RouteAndMetricsNeedTheTokenHealthDoesNot() throws {
         let s = try ServerProcess.start()
@@ -139,9 +139,8 @@ import Glibc
     @Test func clientOnlyWithTheOptionalCertificateOfAnotherCAStillRegistersUnverified() throws {
         let dir = NSTemporaryDirectory() + "sipreg-pki-\(UUID().uuidString)"
         let other = NSTemporaryDirectory() + "sipreg-pki-other-\(UUID().uuidString)"
-        #expect(try run("/bin/bash", [Self.root.path + "/certs/generate.sh", "--out", dir]).status == 0)
-        #expect(try run("/bin/bash", [Self.root.path + "/certs/generate.sh", "--out", other, "--domain", "other.example",
-                                      "--client", "alice"]).status == 0)
+        #expect(try TestCertificates.script(out: dir).status == 0)
+        #expect(try TestCertificates.script(out: other, clients: ["alice"], extra: ["--domain", "other.example"]).status == 0)
         let s = try ServerProcess.start(["--cert", dir + "/server.pem", "--key", dir + "/server.key", "--ca", dir + "/ca.pem",
                                          "--client-certs", "optional", "--log-level", "notice"])
         defer { s.stop() }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 @testable import SIPRegistrarServer
+import SIPTestSupport
 import Testing
 
 #if canImport(Glibc)

@@ -1,4 +1,5 @@
 import Foundation
+import SIPTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -115,7 +116,7 @@ import Glibc
         let all = try nodes(pg, env: ["SIP_REGISTRAR_TEST_COMMIT_DELAY_MS": "slow=150"])
         defer { for s in all { s.stop() } }
         let users = (0..<12).map { "conv\($0)" } + (0..<4).map { "slow\($0)" }
-        let answers = SIPClient.Box()
+        let answers = LockedText()
         let ports = all.map(\.udp)
         // 3 nodes × 4 threads, each a random mix of REGISTERs and unregisters for the same 16 addresses.
         parallel(12) { t in
@@ -185,9 +186,9 @@ import Glibc
         defer { pg.destroy() }
         let all = try nodes(pg)
         defer { for s in all { s.stop() } }
-        let ok = SIPClient.Box()
+        let ok = LockedText()
         let ports = all.map(\.udp)
-        let killed = SIPClient.Box()
+        let killed = LockedText()
         let killer = Thread {
             // Mid-burst: once a good part of the REGISTERs were answered.
             while ok.value.split(separator: "\n").count < 150 { usleep(2_000) }
@@ -221,9 +222,9 @@ import Glibc
         defer { pg.destroy() }
         let all = try nodes(pg)
         defer { for s in all { s.stop() } }
-        let log = SIPClient.Box()
+        let log = LockedText()
         let ports = all.map(\.udp)
-        let done = SIPClient.Box()
+        let done = LockedText()
         let outage = Thread {
             while log.value.split(separator: "\n").count < 60 { usleep(2_000) }
             // Down for longer than a commit may wait (3 s).

@@ -1,5 +1,6 @@
 import Foundation
 import SIPTLS
+import SIPTestSupport
 import Testing
 
 /// Digest across nodes that share `auth.secret_file`, and `auth.algorithms`, on the real server.

@@ -1,6 +1,7 @@
 import Foundation
 import SIPRegistrar
 @testable import SIPRegistrarServer
+import SIPTestSupport
 import Testing
 
 /// `limits.max_bindings` and `limits.max_aors` reach the registrar; bad values name the line.

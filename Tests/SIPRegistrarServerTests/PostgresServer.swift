@@ -1,4 +1,5 @@
 import Foundation
+import SIPTestSupport
 import Testing
 
 #if canImport(Glibc)

@@ -3,6 +3,7 @@ import Foundation
 import SIPLocationStores
 import SIPMessage
 import SIPRegistrar
+import SIPTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -92,7 +93,7 @@ import Glibc
         let (a, b) = try twoNodes(pg)
         defer { a.stop(); b.stop() }
 
-        let results = SIPClient.Box()
+        let results = LockedText()
         let burst = Thread {
             for i in 0..<400 {
                 let answer = SIPClient.udp(SIPClient.register(user: "burst\(i)", contact: "<sip:burst\(i)@127.0.0.1:9>"), port: a.udp, timeout: 6) ?? ""

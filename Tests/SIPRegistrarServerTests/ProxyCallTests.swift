@@ -1,4 +1,5 @@
 import Foundation
+import SIPTestSupport
 import Testing
 
 /// The proxy (`registrar.non_register: proxy`, the default) from outside, with hand-built
@@ -6,7 +7,7 @@ import Testing
 /// reached (192.0.2.0/24), so a request that reaches it came over its flow or to the source
 /// address of its REGISTER. Real softphones calling each other are in the softphone tests.
 @Suite(.serialized) struct ProxyCallTests {
-    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("proxy/calls.py").path
+    static let script = PackageRoot.path("Tests/SIPRegistrarServerTests/proxy/calls.py")
 
     @discardableResult
     func play(_ scenario: String, _ extra: [String] = [], password: String? = nil,

@@ -1,5 +1,6 @@
 import Foundation
 @testable import SIPRegistrarServer
+import SIPTestSupport
 import Testing
 
 /// The default log level logs bindings that come and go, not every refresh.

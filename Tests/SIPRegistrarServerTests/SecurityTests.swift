@@ -1,5 +1,6 @@
 import Foundation
 import SIPTLS
+import SIPTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -9,8 +10,7 @@ import Glibc
 /// Authentication and abuse limits of the real server, with real clients: Perl Net::SIP
 /// (digest MD5, client certificates), sipvicious `svwar`, and the `passwd` subcommand.
 @Suite(.serialized) struct ServerSecurityTests {
-    static let netsip = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("netsip/register.pl").path
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let netsip = PackageRoot.path("Tests/SIPRegistrarServerTests/netsip/register.pl")
 
     /// A users file made with `sip-registrar passwd`.
     func usersFile(_ entries: [(String, String)]) throws -> String {
@@ -77,7 +77,7 @@ import Glibc
 
     @Test func clientCertificateIdentityMatchMismatchAndFallback() throws {
         let dir = NSTemporaryDirectory() + "sipreg-pki-\(UUID().uuidString)"
-        #expect(try run("/bin/bash", [Self.root.path + "/certs/generate.sh", "--out", dir, "--client", "alice", "--client", "carol"]).status == 0)
+        #expect(try TestCertificates.script(out: dir, clients: ["alice", "carol"]).status == 0)
         let users = try usersFile([("bob@example.com", "builder"), ("carol@example.com", "c4rol")])
         let s = try ServerProcess.start(["--users", users, "--auth", "digest-or-certificate", "--cert", dir + "/server.pem",
                                          "--key", dir + "/server.key", "--ca", dir + "/ca.pem", "--client-certs", "optional"])
@@ -97,7 +97,7 @@ import Glibc
 
     @Test func certificateModeNeedsACertificate() throws {
         let dir = NSTemporaryDirectory() + "sipreg-pki-\(UUID().uuidString)"
-        #expect(try run("/bin/bash", [Self.root.path + "/certs/generate.sh", "--out", dir, "--client", "alice"]).status == 0)
+        #expect(try TestCertificates.script(out: dir, clients: ["alice"]).status == 0)
         let s = try ServerProcess.start(["--auth", "certificate", "--cert", dir + "/server.pem", "--key", dir + "/server.key",
                                          "--ca", dir + "/ca.pem", "--client-certs", "optional"])
         defer { s.stop() }

@@ -1,4 +1,5 @@
 import Foundation
+import SIPTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -7,46 +8,20 @@ import Glibc
 
 /// The built `sip-registrar` executable, run as a user would.
 final class ServerProcess: @unchecked Sendable {
-    // Safety: the mutable output buffer is only touched under `lock`.
+    // Safety: the ports and `tokenFile` are set while starting, before the instance is shared;
+    // the child's output is collected under its own locks.
     static var binary: String {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("sip-registrar").path
     }
 
-    let process = Process()
-    private let lock = NSLock()
-    private var stdoutText = ""
-    private var stderrText = ""
+    let child: ChildProcess
     let dataDir: String
 
     var udp = 0, tcp = 0, tls = 0, admin = 0, ws = 0, wss = 0
 
     init(_ args: [String], env: [String: String] = [:], dataDir: String? = nil, cwd: String? = nil) throws {
         self.dataDir = dataDir ?? NSTemporaryDirectory() + "sipreg-\(UUID().uuidString)"
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = args
-        var environment = ProcessInfo.processInfo.environment
-        for (k, v) in env { environment[k] = v }
-        process.environment = environment
-        if let cwd { process.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        out.fileHandleForReading.readabilityHandler = { [weak self] h in
-            let s = String(decoding: h.availableData, as: UTF8.self)
-            guard let self else { return }
-            self.lock.lock()
-            self.stdoutText += s
-            self.lock.unlock()
-        }
-        err.fileHandleForReading.readabilityHandler = { [weak self] h in
-            let s = String(decoding: h.availableData, as: UTF8.self)
-            guard let self else { return }
-            self.lock.lock()
-            self.stderrText += s
-            self.lock.unlock()
-        }
-        try process.run()
+        child = try ChildProcess(Self.binary, args, env: env, cwd: cwd, mergingErrors: false)
     }
 
     /// Starts a server on free ports with a store in a fresh folder and waits until it announces its admin URL.
@@ -72,8 +47,8 @@ final class ServerProcess: @unchecked Sendable {
         return text.split(separator: "\n").first.map(String.init)
     }
 
-    var output: String { lock.lock(); defer { lock.unlock() }; return stdoutText }
-    var errors: String { lock.lock(); defer { lock.unlock() }; return stderrText }
+    var output: String { child.output }
+    var errors: String { child.errors }
 
     /// Waits (bounded) until standard error holds `needle`: log lines are written by a
     /// background queue in batches, a few milliseconds after the event.
@@ -103,7 +78,7 @@ final class ServerProcess: @unchecked Sendable {
                 if let tokenFile { AdminTokens.shared.set(port: admin, file: tokenFile) }
                 return
             }
-            if !process.isRunning { throw StartFailure(description: "exited \(process.terminationStatus): \(errors)") }
+            if !child.isRunning { throw StartFailure(description: "exited \(child.process.terminationStatus): \(errors)") }
             usleep(20_000)
         }
         throw StartFailure(description: "no admin URL announced: \(output) \(errors)")
@@ -113,17 +88,11 @@ final class ServerProcess: @unchecked Sendable {
 
     var adminURL: String { "http://127.0.0.1:\(admin)" }
 
-    func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
+    func signal(_ sig: Int32) { child.signal(sig) }
 
     /// Waits for exit; returns the status (SIGKILL after `timeout`).
     @discardableResult
-    func wait(timeout: TimeInterval = 15) -> Int32 {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        return process.terminationStatus
-    }
+    func wait(timeout: TimeInterval = 15) -> Int32 { child.wait(timeout: timeout) }
 
     func stop() {
         signal(SIGTERM)
@@ -131,48 +100,25 @@ final class ServerProcess: @unchecked Sendable {
     }
 }
 
-/// Runs a command to completion (killed after `timeout`).
-func run(_ exe: String, _ args: [String], input: String? = nil, timeout: TimeInterval = 20, cwd: String? = nil,
-         env: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: exe)
-    p.arguments = args
-    if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-    var environment = ProcessInfo.processInfo.environment
-    for (k, v) in env { environment[k] = v }
-    p.environment = environment
-    let out = Pipe(), err = Pipe(), inp = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    p.standardInput = inp
-    // Read while it runs: a full pipe would block the child.
-    let outBox = SIPClient.Box(), errBox = SIPClient.Box()
-    out.fileHandleForReading.readabilityHandler = { h in outBox.append(String(decoding: h.availableData, as: UTF8.self)) }
-    err.fileHandleForReading.readabilityHandler = { h in errBox.append(String(decoding: h.availableData, as: UTF8.self)) }
-    try p.run()
-    if let input { inp.fileHandleForWriting.write(Data(input.utf8)) }
-    try? inp.fileHandleForWriting.close()
-    let deadline = Date().addingTimeInterval(timeout)
-    while p.isRunning && Date() < deadline { usleep(20_000) }
-    if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-    p.waitUntilExit()
-    out.fileHandleForReading.readabilityHandler = nil
-    err.fileHandleForReading.readabilityHandler = nil
-    outBox.append(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
-    errBox.append(String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
-    return (p.terminationStatus, outBox.value, errBox.value)
-}
-
 /// Plain-socket SIP for tests.
 enum SIPClient {
+    /// A REGISTER of `user` at example.com from 127.0.0.1:9 (rport), as text.
     static func register(user: String, contact: String, scheme: String = "sip", transport: String = "UDP", callID: String = UUID().uuidString,
                          cseq: Int = 1, expires: Int = 600, extra: [String] = []) -> String {
-        ([
-            "REGISTER \(scheme):example.com SIP/2.0",
-            "Via: SIP/2.0/\(transport) 127.0.0.1:9;branch=z9hG4bK\(UUID().uuidString.prefix(12));rport",
-            "From: <\(scheme):\(user)@example.com>;tag=t\(cseq)", "To: <\(scheme):\(user)@example.com>",
-            "Call-ID: \(callID)", "CSeq: \(cseq) REGISTER", "Contact: \(contact)", "Expires: \(expires)", "Max-Forwards: 70",
-        ] + extra + ["Content-Length: 0"]).joined(separator: "\r\n") + "\r\n\r\n"
+        var b = RegisterBuilder()
+        b.requestURI = "\(scheme):example.com"
+        b.to = "<\(scheme):\(user)@example.com>"
+        b.fromTag = "t\(cseq)"
+        b.transport = transport
+        b.sentBy = "127.0.0.1:9"
+        b.branch = "z9hG4bK\(UUID().uuidString.prefix(12))"
+        b.rport = true
+        b.callID = callID
+        b.cseq = UInt32(clamping: cseq)
+        b.contacts = [contact]
+        b.expires = expires
+        b.extra = extra
+        return b.text()
     }
 
     /// Sends one UDP datagram and returns the first answer (nil on timeout).
@@ -219,31 +165,8 @@ enum SIPClient {
 
     /// Sends over TLS with openssl s_client and returns its output once a status line arrived.
     static func tls(_ text: String, port: Int, extra: [String] = []) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        p.arguments = ["s_client", "-connect", "127.0.0.1:\(port)", "-quiet", "-servername", "localhost"] + extra
-        let inPipe = Pipe(), outPipe = Pipe()
-        p.standardInput = inPipe
-        p.standardOutput = outPipe
-        p.standardError = outPipe
-        let box = Box()
-        outPipe.fileHandleForReading.readabilityHandler = { h in box.append(String(decoding: h.availableData, as: UTF8.self)) }
-        try p.run()
-        inPipe.fileHandleForWriting.write(Data(text.utf8))
-        let deadline = Date().addingTimeInterval(8)
-        while Date() < deadline, p.isRunning, !box.value.contains("SIP/2.0 ") || !box.value.contains("\r\n\r\n") { usleep(20_000) }
-        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-        p.waitUntilExit()
-        outPipe.fileHandleForReading.readabilityHandler = nil
-        return box.value
-    }
-
-    final class Box: @unchecked Sendable {
-        // Safety: guarded by the lock.
-        private let lock = NSLock()
-        private var text = ""
-        func append(_ s: String) { lock.lock(); text += s; lock.unlock() }
-        var value: String { lock.lock(); defer { lock.unlock() }; return text }
+        try runUntil("/usr/bin/openssl", ["s_client", "-connect", "127.0.0.1:\(port)", "-quiet", "-servername", "localhost"] + extra,
+                     input: text, timeout: 8) { $0.contains("SIP/2.0 ") && $0.contains("\r\n\r\n") }
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import SIPTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -72,8 +73,8 @@ import Glibc
     @Test func killDuringABurstLosesNothingThatGotA200() throws {
         let dir = NSTemporaryDirectory() + "sipreg-\(UUID().uuidString)"
         let s = try ServerProcess.start(dataDir: dir)
-        let confirmed = SIPClient.Box()
-        let stopped = SIPClient.Box()
+        let confirmed = LockedText()
+        let stopped = LockedText()
         let group = DispatchGroup()
         for worker in 0..<4 {
             group.enter()
@@ -115,9 +116,8 @@ import Glibc
 
     @Test func sighupReloadChangesTheCertificateForNewConnections() throws {
         let dir = NSTemporaryDirectory() + "sipreg-certs-\(UUID().uuidString)"
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        #expect(try run("/bin/bash", [root.path + "/certs/generate.sh", "--out", dir + "/a"]).status == 0)
-        #expect(try run("/bin/bash", [root.path + "/certs/generate.sh", "--out", dir + "/b"]).status == 0)
+        #expect(try TestCertificates.script(out: dir + "/a").status == 0)
+        #expect(try TestCertificates.script(out: dir + "/b").status == 0)
         let live = dir + "/live"
         mkdir(live, 0o755)
         func install(_ from: String) throws {
@@ -147,7 +147,7 @@ import Glibc
     @Test func netSIPClientRegistersOverUDPTCPAndTLS() throws {
         let s = try ServerProcess.start()
         defer { s.stop() }
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("netsip/register.pl").path
+        let script = PackageRoot.path("Tests/SIPRegistrarServerTests/netsip/register.pl")
         for (proto, port) in [("udp", s.udp), ("tcp", s.tcp), ("tls", s.tls)] {
             let r = try run("/usr/bin/perl", [script, proto, "127.0.0.1", String(port), "perl\(proto)"], timeout: 20)
             #expect(r.out.hasPrefix("registered"), "\(proto): \(r.out) \(r.err)")
@@ -206,8 +206,7 @@ import Glibc
         #expect(try fails(args + ["--cert", "/no/cert.pem", "--key", "/no/key.pem"])
                 == "sip-registrar: tls: certificate file /no/cert.pem: No such file or directory")
         let dir = NSTemporaryDirectory() + "sipreg-c-\(UUID().uuidString)"
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        _ = try run("/bin/bash", [root.path + "/certs/generate.sh", "--out", dir, "--client", "alice"])
+        _ = try TestCertificates.script(out: dir, clients: ["alice"])
         let mismatch = try fails(args + ["--cert", dir + "/server.pem", "--key", dir + "/alice.key"])
         #expect(mismatch.hasPrefix("sip-registrar: tls: private key \(dir)/alice.key does not match certificate \(dir)/server.pem"))
         #expect(try fails(args + ["--cert", dir + "/server.pem"]) == "sip-registrar: --cert needs --key")

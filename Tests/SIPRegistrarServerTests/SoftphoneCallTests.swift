@@ -1,4 +1,5 @@
 import Foundation
+import SIPTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -16,21 +17,8 @@ import Glibc
 struct SoftphoneCallTests {
     /// A server with a development certificate (SAN localhost, 127.0.0.1, example.com) for `example.com`.
     func tlsServer() throws -> (server: ServerProcess, pki: String) {
-        let pki = try Softphones.makePKI()
-        do {
-            let args = ["--cert", pki + "/server.pem", "--key", pki + "/server.key", "--domain", "example.com"]
-            let debug = ProcessInfo.processInfo.environment["SOFTPHONE_CALL_DEBUG"] != nil ? ["--log-level", "debug"] : []
-            return (try ServerProcess.start(args + debug), pki)
-        } catch {
-            try? FileManager.default.removeItem(atPath: pki)
-            throw error
-        }
-    }
-
-    func finish(_ s: ServerProcess, _ pki: String) {
-        s.stop()
-        try? FileManager.default.removeItem(atPath: s.dataDir)
-        try? FileManager.default.removeItem(atPath: pki)
+        let debug = ProcessInfo.processInfo.environment["SOFTPHONE_CALL_DEBUG"] != nil ? ["--log-level", "debug"] : []
+        return try Softphones.tlsServer(["--domain", "example.com"] + debug)
     }
 
     /// The value of the sample `name{labels}` in the server's /metrics (0 when absent).
@@ -51,7 +39,7 @@ struct SoftphoneCallTests {
     /// Waits (bounded) until the sample reaches `atLeast`: counters are bumped as the
     /// proxy forwards, which may be a moment after the phones report.
     func metricReaches(_ s: ServerProcess, _ sample: String, _ atLeast: Double = 1, timeout: TimeInterval = 5) -> Bool {
-        Softphones.eventually(timeout: timeout) { ((try? metric(s, sample)) ?? 0) >= atLeast }
+        eventually(timeout: timeout) { ((try? metric(s, sample)) ?? 0) >= atLeast }
     }
 
     static var trace: Bool { ProcessInfo.processInfo.environment["SOFTPHONE_CALL_DEBUG"] != nil }
@@ -62,7 +50,7 @@ struct SoftphoneCallTests {
     @Test(.enabled(if: Softphones.haveBaresip, "baresip is not installed"), arguments: ["udp", "tcp", "tls"])
     func baresipCallsBaresipThroughTheProxy(transport: String) throws {
         let (s, pki) = try tlsServer()
-        defer { finish(s, pki) }
+        defer { Softphones.finish(s, pki) }
         let port = ["udp": s.udp, "tcp": s.tcp, "tls": s.tls][transport]!
         let bob = try Baresip(user: "bob", transport: transport, serverPort: port, trace: Self.trace)
         defer { bob.stop() }
@@ -96,7 +84,7 @@ struct SoftphoneCallTests {
     /// nothing listens, so only its flow reaches it. Returns that contact (nil on timeout).
     func flowOnlyContact(_ s: ServerProcess, _ aor: String) -> String? {
         var contact: String?
-        _ = Softphones.eventually(timeout: 10) {
+        _ = eventually(timeout: 10) {
             guard let found = try? lookup(s, aor), found.status == 0, found.lines.count == 1, let line = found.lines.first,
                   let port = line.firstMatch(of: /@127\.0\.0\.1:(\d+)/)?.1, let p = Int(port) else { return false }
             guard !Softphones.accepts(port: p) else { return false }
@@ -117,7 +105,7 @@ struct SoftphoneCallTests {
     @Test(.enabled(if: Softphones.haveLinphonec, "linphonec is not installed"))
     func linphonecMakesASipsCallToLinphonecThroughItsFlow() throws {
         let (s, pki) = try tlsServer()
-        defer { finish(s, pki) }
+        defer { Softphones.finish(s, pki) }
         let bob = try Linphonec(user: "bob", serverPort: s.tls, caFile: pki + "/ca.pem", outbound: true)
         defer { bob.stop() }
         let alice = try Linphonec(user: "alice", serverPort: s.tls, caFile: pki + "/ca.pem", autoAnswer: false, outbound: true)
@@ -148,7 +136,7 @@ struct SoftphoneCallTests {
     @Test(.enabled(if: Softphones.haveBaresip && Softphones.haveLinphonec, "baresip or linphonec is not installed"))
     func sipsCallToAUserRegisteredOnlyOverUDPIsRefused() throws {
         let (s, pki) = try tlsServer()
-        defer { finish(s, pki) }
+        defer { Softphones.finish(s, pki) }
         let carol = try Baresip(user: "carol", transport: "udp", serverPort: s.udp, trace: Self.trace)
         defer { carol.stop() }
         let alice = try Linphonec(user: "alice", serverPort: s.tls, caFile: pki + "/ca.pem", autoAnswer: false, outbound: true)
@@ -175,7 +163,7 @@ struct SoftphoneCallTests {
     @Test(.enabled(if: Softphones.haveBaresip && Softphones.haveLinphonec, "baresip or linphonec is not installed"))
     func baresipCallsLinphonecOverTLSThroughTheProxy() throws {
         let (s, pki) = try tlsServer()
-        defer { finish(s, pki) }
+        defer { Softphones.finish(s, pki) }
         let bob = try Linphonec(user: "bob", serverPort: s.tls, caFile: pki + "/ca.pem", scheme: "sip", outbound: true)
         defer { bob.stop() }
         let alice = try Baresip(user: "alice", transport: "tls", serverPort: s.tls, trace: Self.trace)

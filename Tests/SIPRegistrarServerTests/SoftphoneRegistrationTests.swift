@@ -1,4 +1,5 @@
 import Foundation
+import SIPTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -9,26 +10,12 @@ import Glibc
 /// when they are not installed.
 struct SoftphoneRegistrationTests {
     /// A server with a development certificate (SAN localhost, 127.0.0.1, example.com).
-    func tlsServer() throws -> (server: ServerProcess, pki: String) {
-        let pki = try Softphones.makePKI()
-        do {
-            return (try ServerProcess.start(["--cert", pki + "/server.pem", "--key", pki + "/server.key"]), pki)
-        } catch {
-            try? FileManager.default.removeItem(atPath: pki)
-            throw error
-        }
-    }
-
-    func finish(_ s: ServerProcess, _ pki: String) {
-        s.stop()
-        try? FileManager.default.removeItem(atPath: s.dataDir)
-        try? FileManager.default.removeItem(atPath: pki)
-    }
+    func tlsServer() throws -> (server: ServerProcess, pki: String) { try Softphones.tlsServer() }
 
     @Test(.enabled(if: Softphones.haveBaresip, "baresip is not installed"), arguments: ["udp", "tcp", "tls"])
     func baresipRegistersAndUnregisters(transport: String) throws {
         let (s, pki) = try tlsServer()
-        defer { finish(s, pki) }
+        defer { Softphones.finish(s, pki) }
         let port = ["udp": s.udp, "tcp": s.tcp, "tls": s.tls][transport]!
         let phone = try Baresip(user: "alice", transport: transport, serverPort: port)
         defer { phone.stop() }
@@ -44,13 +31,13 @@ struct SoftphoneRegistrationTests {
         #expect(try lookup(s, "sips:alice@example.com").status == 1)
         // Stopping unregisters.
         phone.stop()
-        #expect(Softphones.eventually(timeout: 5) { (try? lookup(s, "sip:alice@example.com").status) == 1 })
+        #expect(eventually(timeout: 5) { (try? lookup(s, "sip:alice@example.com").status) == 1 })
     }
 
     @Test(.enabled(if: Softphones.haveLinphonec, "linphonec is not installed"))
     func linphonecRegistersASipsContactOverVerifiedTLS() throws {
         let (s, pki) = try tlsServer()
-        defer { finish(s, pki) }
+        defer { Softphones.finish(s, pki) }
         let phone = try Linphonec(user: "alice", serverPort: s.tls, caFile: pki + "/ca.pem")
         defer { phone.stop() }
         #expect(phone.waitRegistered(), "\(phone.output)")
@@ -58,7 +45,7 @@ struct SoftphoneRegistrationTests {
         // After the first 200 it re-registers its Contact on the connection's source port, where
         // nothing listens: reachable only through the flow.
         var contact = ""
-        let unreachable = Softphones.eventually(timeout: 5) {
+        let unreachable = eventually(timeout: 5) {
             let found = try? lookup(s, "sips:alice@example.com")
             guard let line = found?.lines.first, found?.status == 0, found?.lines.count == 1 else { return false }
             contact = line
@@ -69,13 +56,13 @@ struct SoftphoneRegistrationTests {
         // Found under the sip: AOR as well (a sips: contact serves both).
         #expect(try lookup(s, "sip:alice@example.com").lines == [contact])
         phone.stop()
-        #expect(Softphones.eventually(timeout: 5) { (try? lookup(s, "sips:alice@example.com").status) == 1 })
+        #expect(eventually(timeout: 5) { (try? lookup(s, "sips:alice@example.com").status) == 1 })
     }
 
     @Test(.enabled(if: Softphones.haveLinphonec, "linphonec is not installed"))
     func linphonecRefusesACertificateFromAnotherCAUnlessTold() throws {
         let (s, pki) = try tlsServer()
-        defer { finish(s, pki) }
+        defer { Softphones.finish(s, pki) }
         let other = try Softphones.makePKI()
         defer { try? FileManager.default.removeItem(atPath: other) }
         let phone = try Linphonec(user: "alice", serverPort: s.tls, caFile: other + "/ca.pem")
@@ -141,7 +128,7 @@ struct SoftphoneRegistrationTests {
     @Test(.enabled(if: Softphones.haveBaresip, "baresip is not installed"))
     func baresipCallsAnotherBaresipDirectly() throws {
         let (s, pki) = try tlsServer()
-        defer { finish(s, pki) }
+        defer { Softphones.finish(s, pki) }
         let bob = try Baresip(user: "bob", transport: "udp", serverPort: s.udp)
         defer { bob.stop() }
         #expect(bob.waitRegistered())
@@ -161,7 +148,7 @@ struct SoftphoneRegistrationTests {
     @Test(.enabled(if: Softphones.haveBaresip && Softphones.haveLinphonec, "baresip or linphonec is not installed"))
     func linphonecCallsBaresipDirectlyOverTLS() throws {
         let (s, pki) = try tlsServer()
-        defer { finish(s, pki) }
+        defer { Softphones.finish(s, pki) }
         let bundle = pki + "/baresip.pem"
         try (String(contentsOfFile: pki + "/server.pem", encoding: .utf8) + String(contentsOfFile: pki + "/server.key", encoding: .utf8))
             .write(toFile: bundle, atomically: true, encoding: .utf8)

@@ -1,4 +1,5 @@
 import Foundation
+import SIPTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -29,15 +30,29 @@ enum Softphones {
     static var haveBaresip: Bool { baresip != nil && baresipModules != nil }
     static var haveLinphonec: Bool { linphonec != nil }
 
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
     /// A fresh development PKI from `certs/generate.sh` (CA, `server.pem`/`server.key` for
     /// localhost, 127.0.0.1 and example.com) in a new temporary folder; the caller removes it.
     static func makePKI(clients: [String] = []) throws -> String {
-        let dir = NSTemporaryDirectory() + "sipreg-pki-\(UUID().uuidString)"
-        let r = try run("/bin/bash", [root.path + "/certs/generate.sh", "--out", dir] + clients.flatMap { ["--client", $0] })
-        guard r.status == 0 else { throw Failure(description: "generate.sh: \(r.err)") }
-        return dir
+        try TestCertificates.make(clients: clients).dir
+    }
+
+    /// A server started with a fresh development PKI (``makePKI(clients:)``) as its TLS
+    /// certificate, and `extra` arguments; the caller stops it and removes `pki`.
+    static func tlsServer(_ extra: [String] = []) throws -> (server: ServerProcess, pki: String) {
+        let pki = try makePKI()
+        do {
+            return (try ServerProcess.start(["--cert", pki + "/server.pem", "--key", pki + "/server.key"] + extra), pki)
+        } catch {
+            try? FileManager.default.removeItem(atPath: pki)
+            throw error
+        }
+    }
+
+    /// Stops a server from ``tlsServer(_:)`` and removes its data folder and PKI.
+    static func finish(_ s: ServerProcess, _ pki: String) {
+        s.stop()
+        try? FileManager.default.removeItem(atPath: s.dataDir)
+        try? FileManager.default.removeItem(atPath: pki)
     }
 
     /// A loopback TCP port that was free a moment ago.
@@ -78,70 +93,7 @@ enum Softphones {
         return d
     }
 
-    /// Waits (bounded) until `condition` holds.
-    static func eventually(timeout: TimeInterval, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if condition() { return true }
-            usleep(20_000)
-        }
-        return condition()
-    }
-
     struct Failure: Error, CustomStringConvertible { var description: String }
-
-    /// A child process whose standard output and error are collected; stopped by
-    /// SIGTERM, then SIGKILL.
-    final class Child: @unchecked Sendable {
-        // Safety: the text buffer is only touched under `lock`.
-        let process = Process()
-        let input: Pipe?
-        private let lock = NSLock()
-        private var text = ""
-
-        init(_ exe: String, _ args: [String], env: [String: String] = [:], cwd: String, stdin: Bool = false) throws {
-            process.executableURL = URL(fileURLWithPath: exe)
-            process.arguments = args
-            var environment = ProcessInfo.processInfo.environment
-            for (k, v) in env { environment[k] = v }
-            process.environment = environment
-            process.currentDirectoryURL = URL(fileURLWithPath: cwd)
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = out
-            input = stdin ? Pipe() : nil
-            process.standardInput = input ?? FileHandle.nullDevice
-            out.fileHandleForReading.readabilityHandler = { [weak self] h in
-                let s = String(decoding: h.availableData, as: UTF8.self)
-                guard let self else { return }
-                self.lock.lock()
-                self.text += s
-                self.lock.unlock()
-            }
-            try process.run()
-        }
-
-        /// Everything written to standard output and error so far.
-        var output: String { lock.lock(); defer { lock.unlock() }; return text }
-        var isRunning: Bool { process.isRunning }
-
-        func write(_ line: String) {
-            guard let input, process.isRunning else { return }
-            try? input.fileHandleForWriting.write(contentsOf: Data((line + "\n").utf8))
-        }
-
-        /// Waits up to `grace` seconds for an exit on its own, then SIGTERM, then SIGKILL. Ask it
-        /// to quit first: a child started from a test thread inherits that thread's signal mask
-        /// (libdispatch workers block nearly everything), so SIGTERM stays pending.
-        func stop(grace: TimeInterval = 0, term: TimeInterval = 1) {
-            _ = Softphones.eventually(timeout: grace) { !process.isRunning }
-            if process.isRunning { kill(process.processIdentifier, SIGTERM) }
-            _ = Softphones.eventually(timeout: term) { !process.isRunning }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
-            try? input?.fileHandleForWriting.close()
-        }
-    }
 }
 
 /// baresip 1.0, driven through its `ctrl_tcp` interface (JSON in netstrings).
@@ -172,7 +124,7 @@ final class Baresip: @unchecked Sendable {
     /// Its folder (config, WAV, uuid); removed by `stop()`.
     let dir: String
     private(set) var controlPort = 0
-    private var child: Softphones.Child?
+    private var child: ChildProcess?
     private let lock = NSLock()
     private var socketFD: Int32 = -1
     private var buffer: [UInt8] = []
@@ -215,7 +167,7 @@ final class Baresip: @unchecked Sendable {
         for _ in 0..<3 {
             controlPort = Softphones.freeTCPPort()
             try config(modules: modules, certificate: certificate).write(toFile: dir + "/config", atomically: true, encoding: .utf8)
-            let c = try Softphones.Child(exe, ["-f", dir] + (trace ? ["-s"] : []), cwd: dir)
+            let c = try ChildProcess(exe, ["-f", dir] + (trace ? ["-s"] : []), cwd: dir)
             child = c
             if connectControl(process: c) { break }
             lastOutput = c.output
@@ -258,10 +210,10 @@ final class Baresip: @unchecked Sendable {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    private func connectControl(process: Softphones.Child) -> Bool {
+    private func connectControl(process: ChildProcess) -> Bool {
         // Modules load before "ready"; if ctrl_tcp could not listen (the port was taken since),
         // baresip carries on without it and the port belongs to someone else.
-        guard Softphones.eventually(timeout: 10, { process.output.contains("baresip is ready.") || !process.isRunning }),
+        guard eventually(timeout: 10, { process.output.contains("baresip is ready.") || !process.isRunning }),
               process.isRunning, !process.output.contains("ctrl_tcp: failed") else { return false }
         let deadline = Date().addingTimeInterval(5)
         while Date() < deadline && process.isRunning {
@@ -337,7 +289,7 @@ final class Baresip: @unchecked Sendable {
             throw Softphones.Failure(description: "baresip: send failed")
         }
         var result: (ok: Bool, data: String)?
-        _ = Softphones.eventually(timeout: timeout) {
+        _ = eventually(timeout: timeout) {
             lock.lock(); defer { lock.unlock() }
             result = responses.removeValue(forKey: token)
             return result != nil
@@ -355,7 +307,7 @@ final class Baresip: @unchecked Sendable {
     func waitFor(_ type: String, containing: String? = nil, timeout: TimeInterval = 10) -> Event? {
         let key = type + "\u{0}" + (containing ?? "")
         var found: Event?
-        _ = Softphones.eventually(timeout: timeout) {
+        _ = eventually(timeout: timeout) {
             lock.lock(); defer { lock.unlock() }
             let matching = events.filter { $0.type == type && (containing.map($0.json.contains) ?? true) }
             let seen = consumed[key, default: 0]
@@ -370,7 +322,7 @@ final class Baresip: @unchecked Sendable {
     /// Waits for REGISTER_OK; false on REGISTER_FAIL or after `timeout`.
     func waitRegistered(timeout: TimeInterval = 10) -> Bool {
         var ok = false
-        _ = Softphones.eventually(timeout: timeout) {
+        _ = eventually(timeout: timeout) {
             let types = allEvents.map(\.type)
             ok = types.contains("REGISTER_OK")
             return ok || types.contains("REGISTER_FAIL")
@@ -399,7 +351,7 @@ final class Baresip: @unchecked Sendable {
     /// Ends baresip (`quit`: it unregisters) and removes its folder (`output` and the events
     /// stay). Idempotent.
     func stop() {
-        // `quit` (it unregisters, then exits): signals do not help, see `Softphones.Child.stop`.
+        // `quit` (it unregisters, then exits): signals do not help, see `ChildProcess.stop`.
         lock.lock()
         let fd = socketFD
         socketFD = -1
@@ -408,150 +360,9 @@ final class Baresip: @unchecked Sendable {
             let message = Self.netstring(#"{"command":"quit","params":"","token":"quit"}"#)
             _ = send(fd, message, message.count, Int32(MSG_NOSIGNAL))
         }
-        if let child { _ = Softphones.eventually(timeout: 5) { !child.isRunning } }
+        if let child { _ = eventually(timeout: 5) { !child.isRunning } }
         if fd >= 0 { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
         child?.stop(grace: 5)
-        try? FileManager.default.removeItem(atPath: dir)
-    }
-}
-
-/// linphonec 5.1, driven through standard input (a pipe), observed through its standard
-/// output (`Call 1 with … connected.`) and its log file (`… to [LinphoneRegistrationOk]`).
-///
-/// It gets its own HOME (with `.local/share/linphone`, else its database cannot open and it
-/// creates no listening point) and config (`-c`): TLS only, on 127.0.0.1. It registers
-/// `"USER" <sips:USER@DOMAIN>` with `reg_proxy=<sips:localhost:PORT>` (the REGISTER's
-/// Request-URI is still `sips:DOMAIN`). It verifies the server certificate against `caFile`
-/// (`root_ca`) and by name (it connects by name, so `localhost`, not 127.0.0.1). After the
-/// first 200 it re-registers with its Contact rewritten to the connection's source port,
-/// where nothing listens: its binding is reachable only through its flow. It accepts no
-/// incoming TLS connection (it has no server certificate). Without a server port it has no
-/// account and calls directly.
-final class Linphonec: @unchecked Sendable {
-    // Safety: `logText`, `logOffset` and `consumed` are only touched under `lock`.
-    let user: String
-    let domain: String
-    let scheme: String
-    /// Its folder (HOME, config, log); removed by `stop()`.
-    let dir: String
-    var logFile: String { dir + "/linphone.log" }
-    private var child: Softphones.Child?
-    private let lock = NSLock()
-    private var logText = ""
-    private var logOffset: UInt64 = 0
-    private var consumed: [String: Int] = [:]
-
-    /// - Parameters:
-    ///   - serverPort: the server's TLS port; nil: no account (direct calls).
-    ///   - caFile: the CA that signed the server certificate; nil: the system store.
-    ///   - verify: `verify_server_certs` / `verify_server_cn`.
-    ///   - host: the name it connects to (and checks the certificate for).
-    ///   - outbound: also `reg_route` (the proxy, `;lr`): it then sends every request, calls
-    ///     included, through the server. Without it a call goes to the Request-URI's domain
-    ///     (`example.com`, which does not resolve).
-    init(user: String, serverPort: Int?, caFile: String?, domain: String = "example.com", scheme: String = "sips",
-         host: String = "localhost", password: String? = nil, verify: Bool = true, autoAnswer: Bool = true,
-         outbound: Bool = false) throws {
-        guard let exe = Softphones.linphonec else { throw Softphones.Failure(description: "linphonec is not installed") }
-        self.user = user
-        self.domain = domain
-        self.scheme = scheme
-        dir = NSTemporaryDirectory() + "linphonec-\(UUID().uuidString)"
-        let home = dir + "/home"
-        try FileManager.default.createDirectory(atPath: home + "/.local/share/linphone", withIntermediateDirectories: true)
-        var rc = [
-            "[sip]", "sip_port=0", "sip_tcp_port=0", "sip_tls_port=-1", "bind_address=127.0.0.1",
-            "verify_server_certs=\(verify ? 1 : 0)", "verify_server_cn=\(verify ? 1 : 0)",
-            "ipv6_migration_done=1", "use_ipv6=0",
-        ]
-        if let caFile { rc.append("root_ca=\(caFile)") }
-        if serverPort != nil { rc.append("default_proxy=0") }
-        rc += ["", "[rtp]", "audio_rtp_port=-1", "video_rtp_port=-1", "text_rtp_port=-1",
-               "", "[video]", "capture=0", "display=0", "automatically_initiate=0", "automatically_accept=0"]
-        if let serverPort {
-            let proxy = scheme == "sips" ? "<sips:\(host):\(serverPort)>" : "<sip:\(host):\(serverPort);transport=tls>"
-            rc += ["", "[proxy_0]", "reg_proxy=\(proxy)", "reg_identity=\"\(user)\" <\(scheme):\(user)@\(domain)>",
-                   "reg_expires=600", "reg_sendregister=1", "publish=0"]
-            if outbound { rc.append("reg_route=" + proxy.dropLast() + ";lr>") }
-            if let password {
-                rc += ["", "[auth_info_0]", "username=\(user)", "passwd=\(password)", "domain=\(domain)"]
-            }
-        }
-        try (rc.joined(separator: "\n") + "\n").write(toFile: dir + "/linphonerc", atomically: true, encoding: .utf8)
-        _ = FileManager.default.createFile(atPath: dir + "/linphone.log", contents: nil)
-        var env = ["HOME": home]
-        for k in ["XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"] { env[k] = home + "/.local/share" }
-        child = try Softphones.Child(exe, ["-c", dir + "/linphonerc", "-d", "6", "-l", dir + "/linphone.log"], env: env, cwd: dir,
-                                     stdin: true)
-        if serverPort == nil { send("ipv6 disable") }  // else its SDP offers the default route's IPv6 address
-        if autoAnswer { send("autoanswer enable") }
-    }
-
-    deinit { stop() }
-
-    /// Writes one command line to its standard input.
-    func send(_ command: String) { child?.write(command) }
-
-    /// Standard output (prompts, `Call N … connected.`, `… ended (…)`).
-    var output: String { child?.output ?? "" }
-
-    /// The log file so far.
-    var log: String {
-        lock.lock(); defer { lock.unlock() }
-        if let h = FileHandle(forReadingAtPath: logFile) {
-            try? h.seek(toOffset: logOffset)
-            let data = h.readDataToEndOfFile()
-            try? h.close()
-            logOffset += UInt64(data.count)
-            logText += String(decoding: data, as: UTF8.self)
-        }
-        return logText
-    }
-
-    private func occurrences(_ needle: String) -> Int {
-        output.components(separatedBy: needle).count - 1 + log.components(separatedBy: needle).count - 1
-    }
-
-    /// Waits until `text` occurs once more in standard output or the log than it did at the
-    /// previous successful `waitFor` of the same text (each text has its own cursor).
-    @discardableResult
-    func waitFor(_ text: String, timeout: TimeInterval = 10) -> Bool {
-        Softphones.eventually(timeout: timeout) {
-            let n = occurrences(text)
-            lock.lock(); defer { lock.unlock() }
-            guard n > consumed[text, default: 0] else { return false }
-            consumed[text, default: 0] += 1
-            return true
-        }
-    }
-
-    /// Waits for the account's registration; false if it failed or after `timeout`.
-    func waitRegistered(timeout: TimeInterval = 10) -> Bool {
-        var ok = false
-        _ = Softphones.eventually(timeout: timeout) {
-            let text = log
-            ok = text.contains("to [LinphoneRegistrationOk]")
-            return ok || text.contains("to [LinphoneRegistrationFailed]")
-        }
-        return ok
-    }
-
-    /// Calls `uri` (through the server when registered).
-    func dial(_ uri: String) { send("call \(uri)") }
-
-    /// Answers the ringing call (without auto-answer).
-    func answer() { send("answer") }
-
-    /// Hangs up the current call.
-    func hangup() { send("terminate") }
-
-    /// Quits (it unregisters), then SIGTERM/SIGKILL, and removes its folder (`output` and
-    /// what `log` has read stay). Idempotent.
-    func stop() {
-        guard let c = child else { return }
-        c.write("quit")
-        c.stop(grace: 5)
-        _ = log
         try? FileManager.default.removeItem(atPath: dir)
     }
 }

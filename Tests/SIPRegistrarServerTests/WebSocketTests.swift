@@ -1,11 +1,12 @@
 import Foundation
+import SIPTestSupport
 import Testing
 
 /// SIP over WebSocket (RFC 7118) with a real WebSocket client (Python `websockets`, Debian's
 /// python3-websockets): registration over WS and WSS, the handshake and framing edge cases,
 /// the Origin allow-list, and a call from a WSS client to a TLS client through the proxy.
 @Suite(.serialized) struct WebSocketTests {
-    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("websocket/ws.py").path
+    static let script = PackageRoot.path("Tests/SIPRegistrarServerTests/websocket/ws.py")
     static let haveClient = run0("/usr/bin/python3", ["-c", "import websockets"])
 
     static func run0(_ exe: String, _ args: [String]) -> Bool {
@@ -55,7 +56,7 @@ import Testing
     func chromiumRegistersAndCallsOverWSS() throws {
         let s = try ServerProcess.start(["--wss", "127.0.0.1:0", "--domain", "example.com"])
         defer { s.stop() }
-        let browser = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("websocket/browser.py").path
+        let browser = PackageRoot.path("Tests/SIPRegistrarServerTests/websocket/browser.py")
         let r = try run("/usr/bin/python3", [browser, String(s.wss), String(s.tls)], timeout: 90)
         #expect(r.status == 0 && r.out.hasSuffix("OK\n"), "\(r.out)\(r.err)\nserver: \(s.errors.suffix(2000))")
     }

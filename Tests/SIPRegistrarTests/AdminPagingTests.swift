@@ -1,5 +1,6 @@
 import SIPMessage
 @testable import SIPRegistrar
+import SIPTestSupport
 import Testing
 
 /// The admin API's listing of every binding: ordered, paged, and sorted outside the lock.

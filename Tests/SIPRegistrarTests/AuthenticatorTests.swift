@@ -1,6 +1,7 @@
 import SIPMessage
 @testable import SIPRegistrar
 import SIPTLS
+import SIPTestSupport
 import Testing
 
 /// The OpenSSL primitives the server uses.
@@ -380,7 +381,7 @@ extension SIPReceiveOutcome {
 
     @Test func otherRequestsAreChallengedUnlessTrustedOrToTheServer() throws {
         let h = try AuthHarness { $0.trustedSources = try! IPAddressSet(["198.51.100.0/24"]) }
-        let invite = try request("""
+        let invite = try SIPText.request("""
             INVITE sip:alice@example.com SIP/2.0
             Via: SIP/2.0/UDP 192.0.2.30:5060;branch=z9hG4bKi1
             From: <sip:carol@example.com>;tag=1
@@ -394,7 +395,7 @@ extension SIPReceiveOutcome {
         #expect(h.auth.authorize(invite, from: udp).response?.statusCode == 401)
         let proxy = SIPSource(transport: .udp, remoteHost: "198.51.100.7", remotePort: 5060)
         #expect(h.auth.authorize(invite, from: proxy).isPass)
-        let ping = try request("""
+        let ping = try SIPText.request("""
             OPTIONS sip:example.com SIP/2.0
             Via: SIP/2.0/UDP 192.0.2.30:5060;branch=z9hG4bKo1
             From: <sip:carol@example.com>;tag=1

@@ -1,5 +1,6 @@
 import SIPMessage
 import SIPRegistrar
+import SIPTestSupport
 import Testing
 
 /// Net::SIP::Registrar's behaviour, table-driven: min/max expires, domain suffix
@@ -84,7 +85,7 @@ import Testing
 
     @Test func nonRegisterWithoutBindingIsIgnored() async throws {
         let r = try Registrar(dispatcher: nil)
-        let options = try request("""
+        let options = try SIPText.request("""
         OPTIONS sip:alice@example.com SIP/2.0
         Via: SIP/2.0/UDP 192.0.2.50;branch=z9hG4bKo
         From: <sip:bob@example.org>;tag=1

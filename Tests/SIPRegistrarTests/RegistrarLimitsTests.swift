@@ -1,5 +1,6 @@
 import SIPMessage
 @testable import SIPRegistrar
+import SIPTestSupport
 import Testing
 
 /// Bounded work per REGISTER and bounded memory in all.

@@ -1,5 +1,6 @@
 import SIPMessage
 @testable import SIPRegistrar
+import SIPTestSupport
 import Testing
 
 /// Random REGISTER sequences (contacts, expiries, Call-IDs, CSeqs, wildcards, clock
@@ -107,17 +108,5 @@ import Testing
             #expect(Set(registrar.query("sips:alice@example.com")) == Set(live.keys.filter { $0.hasPrefix("sips:") }))
             #expect(Set(registrar.query("sip:alice@example.com")) == Set(live.keys))
         }
-    }
-}
-
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,5 +1,6 @@
 import SIPMessage
 @testable import SIPRegistrar
+import SIPTestSupport
 import Testing
 
 @Suite struct RegistrarRegisterTests {
@@ -350,7 +351,7 @@ import Testing
     /// sips: lookup does not return it (RFC 5630).
     @Test func baresipSIPSAccountWithSIPContact() async throws {
         let r = try registrar()
-        let req = try request("""
+        let req = try SIPText.request("""
         REGISTER sips:example.com SIP/2.0
         Via: SIP/2.0/TLS 127.0.0.1:35161;branch=z9hG4bKaa8332ea7e4356b2;rport
         Contact: <sip:alice-0x55@127.0.0.1:35161;transport=tls>;expires=600;+sip.instance="<urn:uuid:2b8a>";reg-id=1
@@ -445,7 +446,7 @@ import Testing
     let clock = ManualRegistrarClock()
 
     func invite(_ uri: String) throws -> SIPRequest {
-        try request("""
+        try SIPText.request("""
         INVITE \(uri) SIP/2.0
         Via: SIP/2.0/UDP 192.0.2.50;branch=z9hG4bKinv
         From: <sip:bob@example.org>;tag=1

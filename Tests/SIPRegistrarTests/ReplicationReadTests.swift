@@ -1,5 +1,6 @@
 import SIPMessage
 @testable import SIPRegistrar
+import SIPTestSupport
 import Testing
 
 /// Rows read from a shared store before a local commit finished must not replace what that commit did.

@@ -1,46 +1,7 @@
 import SIPMessage
 @testable import SIPRegistrar
+import SIPTestSupport
 import Testing
-
-/// Builds REGISTER requests the way clients write them.
-struct RegisterBuilder {
-    var requestURI = "sip:example.com"
-    var to = "<sip:alice@example.com>"
-    var contacts: [String] = ["<sip:alice@192.0.2.10:5060>"]
-    var expires: Int?
-    var callID = "call-1"
-    var cseq: UInt32 = 1
-    var extra: [String] = []
-    var transport = "UDP"
-
-    func text() -> String {
-        var lines = [
-            "REGISTER \(requestURI) SIP/2.0",
-            "Via: SIP/2.0/\(transport) 192.0.2.10:5060;branch=z9hG4bK\(callID)\(cseq)",
-            "From: \(to);tag=from1",
-            "To: \(to)",
-            "Call-ID: \(callID)",
-            "CSeq: \(cseq) REGISTER",
-            "Max-Forwards: 70",
-        ]
-        for c in contacts { lines.append("Contact: \(c)") }
-        if let expires { lines.append("Expires: \(expires)") }
-        lines += extra
-        lines.append("Content-Length: 0")
-        return lines.joined(separator: "\r\n") + "\r\n\r\n"
-    }
-
-    func request() throws -> SIPRequest {
-        guard case .request(let r) = try SIPMessageParser().parse(text()) else { throw SIPParseError(.badStartLine) }
-        return r
-    }
-}
-
-func request(_ text: String) throws -> SIPRequest {
-    let fixed = text.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: "\r\n")
-    guard case .request(let r) = try SIPMessageParser().parse(fixed) else { throw SIPParseError(.badStartLine) }
-    return r
-}
 
 let udp = SIPSource(transport: .udp, remoteHost: "192.0.2.10", remotePort: 5060)
 let tcp = SIPSource(transport: .tcp, remoteHost: "192.0.2.10", remotePort: 40000, flowID: 7)

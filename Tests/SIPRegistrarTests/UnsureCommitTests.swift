@@ -1,5 +1,6 @@
 import SIPMessage
 @testable import SIPRegistrar
+import SIPTestSupport
 import Testing
 
 /// A store that fails the commits it is told to fail and records the ones it accepts.

@@ -1,5 +1,6 @@
 import Foundation
 @testable import SIPTLS
+import SIPTestSupport
 import Testing
 
 @Suite struct TLSContextLoadingTests {
@@ -61,12 +62,9 @@ import Testing
 
     @Test func encryptedKeyNeedsItsPassphrase() throws {
         let encrypted = NSTemporaryDirectory() + "siptls-enc-\(UUID().uuidString).key"
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        p.arguments = ["pkey", "-in", TestCerts.ec.serverKey, "-aes256", "-passout", "pass:s3cret", "-out", encrypted]
-        try p.run()
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0)
+        let p = try run("/usr/bin/openssl", ["pkey", "-in", TestCerts.ec.serverKey, "-aes256", "-passout", "pass:s3cret",
+                                             "-out", encrypted])
+        #expect(p.status == 0)
         let without = loadError(.server(certificateChain: .file(TestCerts.ec.serverCert), privateKey: .file(encrypted)))
         #expect(without?.contains("the key is encrypted and no passphrase was given") == true)
         let wrong = loadError(.server(certificateChain: .file(TestCerts.ec.serverCert), privateKey: .file(encrypted), passphrase: "nope"))
@@ -98,14 +96,7 @@ import Testing
         #expect(cert.issuer.contains("CN=sip-registrar development CA"))
         #expect(cert.notAfter > cert.notBefore)
         // Same fingerprint as the openssl CLI reports.
-        let p = Process()
-        let pipe = Pipe()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        p.arguments = ["x509", "-in", TestCerts.ec.serverCert, "-noout", "-fingerprint", "-sha256"]
-        p.standardOutput = pipe
-        try p.run()
-        p.waitUntilExit()
-        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let out = try run("/usr/bin/openssl", ["x509", "-in", TestCerts.ec.serverCert, "-noout", "-fingerprint", "-sha256"]).out
         #expect(out.contains(cert.fingerprintSHA256))
     }
 

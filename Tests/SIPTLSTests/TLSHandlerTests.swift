@@ -5,6 +5,7 @@ import NIOCore
 import NIOEmbedded
 import NIOTLS
 @testable import SIPTLS
+import SIPTestSupport
 import Testing
 
 @Suite struct TLSHandlerInMemoryTests {

@@ -4,27 +4,8 @@ import NIOCore
 import NIOPosix
 import NIOTLS
 @testable import SIPTLS
+import SIPTestSupport
 import Testing
-
-/// Runs a command with input; returns exit status and standard output + error. Killed after `timeout`.
-func run(_ executable: String, _ args: [String], input: String = "", timeout: TimeInterval = 15) throws -> (Int32, String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: executable)
-    p.arguments = args
-    let inPipe = Pipe(), outPipe = Pipe()
-    p.standardInput = inPipe
-    p.standardOutput = outPipe
-    p.standardError = outPipe
-    try p.run()
-    inPipe.fileHandleForWriting.write(Data(input.utf8))
-    try? inPipe.fileHandleForWriting.close()
-    let deadline = Date().addingTimeInterval(timeout)
-    while p.isRunning && Date() < deadline { usleep(20_000) }
-    if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-    p.waitUntilExit()
-    let out = String(decoding: outPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    return (p.terminationStatus, out)
-}
 
 /// Answers each line with `echo:<line>` and then closes with close_notify.
 final class EchoOnceHandler: ChannelInboundHandler, Sendable {
@@ -78,9 +59,9 @@ struct TLSTestServer {
 @Suite(.serialized) struct TLSRealPeerTests {
     static let openssl = "/usr/bin/openssl"
 
-    func sClient(port: Int, _ set: TestCerts.Set, extra: [String]) throws -> (Int32, String) {
-        try run(Self.openssl, ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", set.ca, "-verify_return_error",
-                               "-servername", "localhost", "-ign_eof"] + extra, input: "hello\n")
+    func sClient(port: Int, _ set: TestCertificates, extra: [String]) throws -> (Int32, String) {
+        try runCombined(Self.openssl, ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", set.ca, "-verify_return_error",
+                                       "-servername", "localhost", "-ign_eof"] + extra, input: "hello\n", timeout: 15)
     }
 
     @Test(arguments: [("ec", "-tls1_3"), ("ec", "-tls1_2"), ("rsa", "-tls1_3"), ("rsa", "-tls1_2")])
@@ -143,16 +124,10 @@ struct TLSTestServer {
     func ourClientToOpenSSLServer(version: String) async throws {
         let set = TestCerts.ec
         let port = try freePort()
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.openssl)
-        p.arguments = ["s_server", "-accept", "127.0.0.1:\(port)", "-cert", set.serverCert, "-key", set.serverKey,
-                       "-CAfile", set.ca, "-Verify", "1", "-verify_return_error", "-rev", version]
-        let outPipe = Pipe()
-        p.standardOutput = outPipe
-        p.standardError = outPipe
-        p.standardInput = Pipe()
-        try p.run()
-        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        let p = try ChildProcess(Self.openssl, ["s_server", "-accept", "127.0.0.1:\(port)", "-cert", set.serverCert,
+                                                "-key", set.serverKey, "-CAfile", set.ca, "-Verify", "1", "-verify_return_error",
+                                                "-rev", version], stdin: true)
+        defer { if p.isRunning { p.signal(SIGKILL) } }
         // Wait for the listener.
         var ready = false
         for _ in 0..<100 where !ready {
@@ -188,7 +163,8 @@ struct TLSTestServer {
         ServerErrors.shared.reset()
         let server = try TLSTestServer(TLSContextStore(configuration: serverConfig()))
         defer { server.stop() }
-        let (status, _) = try run("/bin/bash", ["-c", "exec 3<>/dev/tcp/127.0.0.1/\(server.port); printf 'OPTIONS sip:x SIP/2.0\\r\\n\\r\\n' >&3; timeout 5 cat <&3 >/dev/null; echo closed"])
+        let (status, _) = try runCombined("/bin/bash", ["-c", "exec 3<>/dev/tcp/127.0.0.1/\(server.port); printf 'OPTIONS sip:x SIP/2.0\\r\\n\\r\\n' >&3; timeout 5 cat <&3 >/dev/null; echo closed"],
+                                        timeout: 15)
         #expect(status == 0)
         try await Task.sleep(for: .milliseconds(100))
         #expect(ServerErrors.shared.all.contains { $0.contains("TLS handshake failed") })
@@ -202,7 +178,8 @@ struct TLSTestServer {
         defer { server.stop() }
         let hex = try Self.halfAClientHello()
         let started = Date()
-        let (_, out) = try run("/bin/bash", ["-c", "exec 3<>/dev/tcp/127.0.0.1/\(server.port); printf '\(hex)' >&3; timeout 5 cat <&3 >/dev/null; echo closed"])
+        let (_, out) = try runCombined("/bin/bash", ["-c", "exec 3<>/dev/tcp/127.0.0.1/\(server.port); printf '\(hex)' >&3; timeout 5 cat <&3 >/dev/null; echo closed"],
+                                        timeout: 15)
         let elapsed = Date().timeIntervalSince(started)
         #expect(out.contains("closed"))
         #expect(elapsed < 4, "the server closed the connection after its handshake timeout")
@@ -256,7 +233,7 @@ func freePort() throws -> Int {
 }
 
 func connectProbe(port: Int) throws -> Bool {
-    let (status, _) = try run("/bin/bash", ["-c", "exec 3<>/dev/tcp/127.0.0.1/\(port) && exec 3>&-"], timeout: 2)
+    let (status, _) = try runCombined("/bin/bash", ["-c", "exec 3<>/dev/tcp/127.0.0.1/\(port) && exec 3>&-"], timeout: 2)
     return status == 0
 }
 

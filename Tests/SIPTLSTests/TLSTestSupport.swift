@@ -3,48 +3,32 @@ import NIOCore
 import NIOEmbedded
 import NIOTLS
 @testable import SIPTLS
+import SIPTestSupport
 import Testing
 
 /// Certificates made once per test run by the project's own certs/generate.sh.
 enum TestCerts {
-    static let packageRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
-
-    struct Set: Sendable {
-        var dir: String
-        var ca: String { dir + "/ca.pem" }
-        var serverCert: String { dir + "/server.pem" }
-        var serverKey: String { dir + "/server.key" }
-        func cert(_ user: String) -> String { dir + "/\(user).pem" }
-        func key(_ user: String) -> String { dir + "/\(user).key" }
+    static func generate(_ extra: [String]) -> TestCertificates {
+        guard let set = try? TestCertificates.make(prefix: "siptls", clients: ["alice", "mallory"], extra: extra) else {
+            preconditionFailure("certs/generate.sh failed")
+        }
+        return set
     }
 
-    static func generate(_ extra: [String]) -> Set {
-        let dir = NSTemporaryDirectory() + "siptls-\(UUID().uuidString)"
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = [packageRoot.path + "/certs/generate.sh", "--out", dir, "--client", "alice", "--client", "mallory"] + extra
-        p.standardOutput = FileHandle.nullDevice
-        try? p.run()
-        p.waitUntilExit()
-        precondition(p.terminationStatus == 0, "certs/generate.sh failed")
-        return Set(dir: dir)
-    }
-
-    static let ec: Set = generate([])
-    static let rsa: Set = generate(["--rsa"])
+    static let ec: TestCertificates = generate([])
+    static let rsa: TestCertificates = generate(["--rsa"])
     /// A second, unrelated CA and server certificate.
-    static let other: Set = generate(["--domain", "other.example"])
+    static let other: TestCertificates = generate(["--domain", "other.example"])
 }
 
-func serverConfig(_ set: TestCerts.Set = TestCerts.ec, clientCerts: ClientCertificateMode = .none) -> TLSConfiguration {
+func serverConfig(_ set: TestCertificates = TestCerts.ec, clientCerts: ClientCertificateMode = .none) -> TLSConfiguration {
     .server(certificateChain: .file(set.serverCert), privateKey: .file(set.serverKey), clientCertificates: clientCerts,
             trustRoots: clientCerts == .none ? nil : .file(set.ca))
 }
 
 /// `clientSet`: where the client's own certificate comes from (another CA's, to be refused).
-func clientConfig(_ set: TestCerts.Set = TestCerts.ec, hostname: String? = "localhost", user: String? = nil,
-                  clientSet: TestCerts.Set? = nil) -> TLSConfiguration {
+func clientConfig(_ set: TestCertificates = TestCerts.ec, hostname: String? = "localhost", user: String? = nil,
+                  clientSet: TestCertificates? = nil) -> TLSConfiguration {
     let own = clientSet ?? set
     return .client(serverHostname: hostname, trustRoots: .file(set.ca), verifyServer: true,
                    certificateChain: user.map { .file(own.cert($0)) }, privateKey: user.map { .file(own.key($0)) })

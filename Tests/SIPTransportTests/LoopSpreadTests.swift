@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import SIPMessage
 @testable import SIPTransport
+import SIPTestSupport
 import Testing
 
 /// Requests from one peer are processed on every event loop, by Call-ID.

@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import SIPMessage
 @testable import SIPTransport
+import SIPTestSupport
 import Testing
 
 /// RFC 3261 18.2.1/18.2.2 and RFC 3581: answers go where the request really came from,

@@ -5,6 +5,7 @@ import NIOPosix
 import SIPMessage
 import SIPTLS
 @testable import SIPTransport
+import SIPTestSupport
 import Testing
 
 @Suite(.serialized) struct TransportEndToEndTests {
@@ -32,7 +33,7 @@ import Testing
             await d.shutdown()
             return
         }
-        let (_, out) = try runProcess("/bin/bash", ["-c", """
+        let (_, out) = try runCombined("/bin/bash", ["-c", """
             exec 3<>/dev/tcp/::1/\(tcp.port ?? 0); printf '\(register(transport: "TCP", sentBy: "[::1]:9").replacingOccurrences(of: "\r\n", with: "\\r\\n"))' >&3; timeout 3 head -c 12 <&3
             """], timeout: 5)
         #expect(out.hasPrefix("SIP/2.0 200"), "\(out)")
@@ -333,14 +334,14 @@ import Testing
 
 /// Interop: Debian's sipp (no TLS in that build) against a dispatcher whose only receiver answers 200.
 @Suite(.serialized) struct SippInteropTests {
-    static let sippDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("sipp").path
+    static let sippDir = PackageRoot.path("Tests/SIPTransportTests/sipp")
 
     @Test(arguments: [("options.xml", "u1", "UDP"), ("register.xml", "u1", "UDP"), ("options.xml", "t1", "TCP"),
                       ("register.xml", "t1", "TCP")])
     func sipp(scenario: String, mode: String, token: String) async throws {
         let h = try await Harness.start(tls: false)
         let port = token == "UDP" ? h.udp : h.tcp
-        let (status, out) = try runProcess("/usr/bin/sipp", [
+        let (status, out) = try runCombined("/usr/bin/sipp", [
             "127.0.0.1:\(port)", "-sf", Self.sippDir + "/" + scenario, "-t", mode, "-key", "tp", token,
             "-i", "127.0.0.1", "-p", "0", "-m", "50", "-r", "100", "-l", "20", "-timeout", "20s", "-timeout_error",
             "-max_socket", "100", "-nostdin", "-trace_err", "-error_file", NSTemporaryDirectory() + "sipp-\(UUID()).err",

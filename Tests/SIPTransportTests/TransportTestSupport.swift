@@ -5,6 +5,7 @@ import NIOPosix
 import SIPMessage
 import SIPTLS
 @testable import SIPTransport
+import SIPTestSupport
 import Testing
 
 /// A receiver that answers every request 200 OK (after `delay`) and remembers what it got.
@@ -29,13 +30,7 @@ final class Answer200: SIPReceiver {
 enum TransportCerts {
     static let dir: String = {
         let dir = NSTemporaryDirectory() + "siptransport-\(UUID().uuidString)"
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = [root.path + "/certs/generate.sh", "--out", dir]
-        p.standardOutput = FileHandle.nullDevice
-        try? p.run()
-        p.waitUntilExit()
+        _ = try? TestCertificates.script(out: dir)
         return dir
     }()
 
@@ -73,16 +68,20 @@ struct Harness {
     func stop() async { await dispatcher.shutdown() }
 }
 
+/// A REGISTER for alice from `sentBy` (Contact <sip:alice@127.0.0.1:9>, rport), as text.
 func register(transport: String = "UDP", sentBy: String = "127.0.0.1:9", branch: String = "z9hG4bK-\(UUID().uuidString)",
               extra: [String] = [], body: String = "", callID: String = UUID().uuidString) -> String {
-    var lines = [
-        "REGISTER sip:example.com SIP/2.0",
-        "Via: SIP/2.0/\(transport) \(sentBy);branch=\(branch);rport",
-        "From: <sip:alice@example.com>;tag=f1", "To: <sip:alice@example.com>", "Call-ID: \(callID)", "CSeq: 1 REGISTER",
-        "Contact: <sip:alice@127.0.0.1:9>", "Max-Forwards: 70",
-    ] + extra
-    lines.append("Content-Length: \(body.utf8.count)")
-    return lines.joined(separator: "\r\n") + "\r\n\r\n" + body
+    var b = RegisterBuilder()
+    b.transport = transport
+    b.sentBy = sentBy
+    b.branch = branch
+    b.rport = true
+    b.fromTag = "f1"
+    b.callID = callID
+    b.contacts = ["<sip:alice@127.0.0.1:9>"]
+    b.extra = extra
+    b.body = body
+    return b.text()
 }
 
 /// A UDP socket for tests: sends datagrams and collects what comes back.
@@ -204,48 +203,4 @@ final class TCPListener: Sendable {
     }
 
     func close() async { try? await channel.close() }
-}
-
-func runProcess(_ exe: String, _ args: [String], input: String = "", timeout: TimeInterval = 30) throws -> (Int32, String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: exe)
-    p.arguments = args
-    let inPipe = Pipe(), outPipe = Pipe()
-    p.standardInput = inPipe
-    p.standardOutput = outPipe
-    p.standardError = outPipe
-    try p.run()
-    inPipe.fileHandleForWriting.write(Data(input.utf8))
-    try? inPipe.fileHandleForWriting.close()
-    let deadline = Date().addingTimeInterval(timeout)
-    while p.isRunning && Date() < deadline { usleep(20_000) }
-    if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: outPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
-}
-
-/// Runs a command with `input` on its standard input (kept open), until `needle` shows up in its
-/// output or `timeout` passes; then kills it. Returns the output.
-func runUntil(_ exe: String, _ args: [String], input: String, needle: String, timeout: TimeInterval = 10) throws -> String {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: exe)
-    p.arguments = args
-    let inPipe = Pipe(), outPipe = Pipe()
-    p.standardInput = inPipe
-    p.standardOutput = outPipe
-    p.standardError = outPipe
-    let output = NIOLockedValueBox<String>("")
-    outPipe.fileHandleForReading.readabilityHandler = { h in
-        let d = h.availableData
-        output.withLockedValue { $0 += String(decoding: d, as: UTF8.self) }
-    }
-    try p.run()
-    inPipe.fileHandleForWriting.write(Data(input.utf8))
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline, p.isRunning, !output.withLockedValue({ $0.contains(needle) }) { usleep(20_000) }
-    if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-    p.waitUntilExit()
-    outPipe.fileHandleForReading.readabilityHandler = nil
-    try? inPipe.fileHandleForWriting.close()
-    return output.withLockedValue { $0 }
 }

@@ -8,45 +8,14 @@ callee registers a contact that cannot be reached (TEST-NET-1, 192.0.2.0/24), so
 every request that reaches it came over the flow or the source address of its
 REGISTER. Prints one line per step; exits 1 with the reason at the first surprise.
 """
-import select, socket, ssl, sys, uuid
+import os, select, socket, sys, uuid
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+sys.dont_write_bytecode = True  # no __pycache__ in the test target's folder
+from sipsupport import Msg, digest_credentials, expect, fail, tls_context  # noqa: E402
 
 SCENARIO, PORT, TCP_PORT, TLS_PORT = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 SERVER = ('127.0.0.1', PORT)
-
-
-def fail(why):
-    print('FAIL: ' + why)
-    sys.exit(1)
-
-
-def expect(cond, why):
-    if not cond:
-        fail(why)
-
-
-class Msg:
-    def __init__(self, text):
-        self.text = text
-        head = text.split('\r\n\r\n', 1)[0]
-        self.lines = head.split('\r\n')
-        self.first = self.lines[0]
-        self.body = text.split('\r\n\r\n', 1)[1] if '\r\n\r\n' in text else ''
-
-    @property
-    def status(self):
-        return int(self.first.split()[1]) if self.first.startswith('SIP/2.0') else None
-
-    def all(self, name):
-        out = []
-        for l in self.lines[1:]:
-            n, _, v = l.partition(':')
-            if n.strip().lower() == name.lower():
-                out.append(v.strip())
-        return out
-
-    def get(self, name):
-        v = self.all(name)
-        return v[0] if v else None
 
 
 class UDP:
@@ -74,10 +43,7 @@ class Stream:
     def __init__(self, tls):
         s = socket.create_connection(('127.0.0.1', TLS_PORT if tls else TCP_PORT))
         if tls:
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            s = ctx.wrap_socket(s)
+            s = tls_context().wrap_socket(s)
         s.settimeout(5)
         self.s, self.buf = s, b''
         self.transport = 'TLS' if tls else 'TCP'
@@ -305,16 +271,9 @@ def scenario_auth():
     r = final(a, '407')
     expect(r.status == 407 and r.get('Proxy-Authenticate', ) is not None, f'407 + Proxy-Authenticate: {r.first}')
     print('INVITE from a local user without credentials: 407 with Proxy-Authenticate')
-    import hashlib, re
     chal = next(c for c in r.all('Proxy-Authenticate') if 'SHA-256' in c)
-    realm = re.search(r'realm="([^"]*)"', chal).group(1)
-    nonce = re.search(r'nonce="([^"]*)"', chal).group(1)
-    h = lambda t: hashlib.sha256(t.encode()).hexdigest()
     uri = 'sip:bob@example.com'
-    ha1, ha2 = h(f'alice:{realm}:{password}'), h(f'INVITE:{uri}')
-    digest = h(f'{ha1}:{nonce}:00000001:c0ffee:auth:{ha2}')
-    creds = (f'Proxy-Authorization: Digest username="alice", realm="{realm}", nonce="{nonce}", uri="{uri}", '
-             f'response="{digest}", algorithm=SHA-256, qop=auth, nc=00000001, cnonce="c0ffee"')
+    creds = digest_credentials('Proxy-Authorization', chal, 'alice', password, 'INVITE', uri)
     invite(a, uri, uuid.uuid4().hex, extra=[creds])
     r = final(a, 'answer to the authenticated INVITE')
     expect(r.status == 404, f'authenticated, then looked up (bob is not registered): {r.first}')

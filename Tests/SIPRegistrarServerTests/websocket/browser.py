@@ -13,12 +13,11 @@ import asyncio, json, os, shutil, socket, ssl, subprocess, sys, tempfile, time, 
 
 import websockets
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+sys.dont_write_bytecode = True  # no __pycache__ in the test target's folder
+from sipsupport import fail  # noqa: E402
+
 WSS_PORT, TLS_PORT = int(sys.argv[1]), int(sys.argv[2])
-
-
-def fail(why):
-    print('FAIL: ' + why)
-    sys.exit(1)
 
 
 PAGE = """<!doctype html><html><head><title>starting</title></head><body><script>

@@ -5,29 +5,16 @@ usage: ws.py SCENARIO WS_PORT WSS_PORT [TLS_PORT [PASSWORD]]
 
 Scenarios print one line per step and end with OK; the first surprise exits 1.
 """
-import asyncio, socket, ssl, sys, uuid
+import asyncio, os, socket, sys, uuid
 
 import websockets
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+sys.dont_write_bytecode = True  # no __pycache__ in the test target's folder
+from sipsupport import digest_credentials, expect, fail, tls_context  # noqa: E402
+
 SCENARIO, WS_PORT, WSS_PORT = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 TLS_PORT = int(sys.argv[4]) if len(sys.argv) > 4 else 0
-
-
-def fail(why):
-    print('FAIL: ' + why)
-    sys.exit(1)
-
-
-def expect(cond, why):
-    if not cond:
-        fail(why)
-
-
-def tls_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 def url(secure):
@@ -205,7 +192,6 @@ async def scenario_call():
 
 async def scenario_digest():
     """With users, a REGISTER over WSS is challenged (401) and accepted with digest credentials, as over TLS."""
-    import hashlib, re
     password = sys.argv[5]
     ws = await connect(True)
     contact = f'<sip:alice@{uuid.uuid4().hex[:8]}.invalid;transport=wss>'
@@ -213,13 +199,7 @@ async def scenario_digest():
     r = await recv(ws, '401 to REGISTER')
     expect(status(r) == 401, f'challenged over WSS: {r.splitlines()[0]}')
     chal = next(l for l in r.split('\r\n') if l.lower().startswith('www-authenticate:') and 'SHA-256' in l)
-    realm = re.search(r'realm="([^"]*)"', chal).group(1)
-    nonce = re.search(r'nonce="([^"]*)"', chal).group(1)
-    h = lambda t: hashlib.sha256(t.encode()).hexdigest()
-    uri = 'sip:example.com'
-    digest = h(f"{h(f'alice:{realm}:{password}')}:{nonce}:00000001:c0ffee:auth:{h(f'REGISTER:{uri}')}")
-    creds = (f'Authorization: Digest username="alice", realm="{realm}", nonce="{nonce}", uri="{uri}", '
-             f'response="{digest}", algorithm=SHA-256, qop=auth, nc=00000001, cnonce="c0ffee"')
+    creds = digest_credentials('Authorization', chal, 'alice', password, 'REGISTER', 'sip:example.com')
     await ws.send(register('alice', 'WSS', contact=contact).replace('Content-Length: 0', creds + '\r\nContent-Length: 0'))
     r = await recv(ws, '200 to the authenticated REGISTER')
     expect(status(r) == 200, f'digest over WSS: {r.splitlines()[0]}')
