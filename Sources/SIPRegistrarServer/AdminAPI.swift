@@ -242,10 +242,10 @@ enum AdminAPI {
 
 /// The admin API's access token: one line of 64 hex digits in a file readable by its owner
 /// only (mode 600), made at the first start. `sip-registrar lookup` reads the same file.
-public enum AdminToken {
+package enum AdminToken {
     /// Reads the token at `path`; when there is no file, makes one (random, mode 600, with its
     /// folder). A file that others may read, or that holds no usable token, is an error naming it.
-    public static func loadOrCreate(path: String) throws(ConfigurationError) -> (token: String, created: Bool) {
+    package static func loadOrCreate(path: String) throws(ConfigurationError) -> (token: String, created: Bool) {
         if access(path, F_OK) != 0 {
             let created = try create(path)
             return (try read(path, checkMode: true), created)
@@ -254,7 +254,7 @@ public enum AdminToken {
     }
 
     /// The token in `path`. With `checkMode`, a file readable or writable by group or others is refused.
-    public static func read(_ path: String, checkMode: Bool = false) throws(ConfigurationError) -> String {
+    package static func read(_ path: String, checkMode: Bool = false) throws(ConfigurationError) -> String {
         let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw ConfigurationError("admin_token_file \(path): cannot read it (\(String(cString: strerror(errno))))") }
         defer { close(fd) }

@@ -3,14 +3,14 @@ import NIOCore
 import NIOPosix
 
 /// A minimal HTTP/1.1 client for `sip-registrar lookup`: one GET to the admin API.
-public enum AdminClient {
-    public struct Failure: Error, CustomStringConvertible {
-        public var description: String
+package enum AdminClient {
+    package struct Failure: Error, CustomStringConvertible {
+        package var description: String
     }
 
     /// GETs `path` from `base` (`http://host:port`), with `Authorization: Bearer token` when a
     /// token is given; returns the status and the body.
-    public static func get(base: String, path: String, token: String? = nil) async throws -> (status: Int, body: String) {
+    package static func get(base: String, path: String, token: String? = nil) async throws -> (status: Int, body: String) {
         guard base.hasPrefix("http://") else { throw Failure(description: "--admin must be an http:// URL (got '\(base)')") }
         var hostPort = String(base.dropFirst(7))
         while hostPort.hasSuffix("/") { hostPort.removeLast() }
@@ -58,7 +58,7 @@ public enum AdminClient {
 
     /// The admin URL a client on this machine uses for a server's `admin` address: a wildcard
     /// address becomes loopback. nil when the admin API is off.
-    public static func url(for admin: ListenAddress?) -> String? {
+    package static func url(for admin: ListenAddress?) -> String? {
         guard let admin else { return nil }
         let host: String
         switch admin.host {
@@ -70,7 +70,7 @@ public enum AdminClient {
     }
 
     /// Percent-encodes a query value (everything but unreserved characters).
-    public static func queryEncode(_ s: String) -> String {
+    package static func queryEncode(_ s: String) -> String {
         var out = ""
         for b in s.utf8 {
             switch b {

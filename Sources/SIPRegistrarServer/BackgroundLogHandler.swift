@@ -1,5 +1,5 @@
 import Dispatch
-public import Logging
+import Logging
 import NIOConcurrencyHelpers
 
 #if canImport(Glibc)
@@ -18,9 +18,9 @@ import Darwin
 /// one costs little.
 /// At most `capacity` lines wait; beyond that lines are dropped and counted, and the
 /// next batch written says how many were lost.
-public final class LogSink: Sendable {
+package final class LogSink: Sendable {
     /// The process-wide sink for standard error.
-    public static let standardError = LogSink(fileDescriptor: 2)
+    package static let standardError = LogSink(fileDescriptor: 2)
 
     /// One line to write: text already formatted, or a log event formatted on the queue.
     enum Entry: Sendable {
@@ -42,16 +42,16 @@ public final class LogSink: Sendable {
         var droppedTotal = 0
     }
 
-    public init(fileDescriptor: Int32, capacity: Int = 10_000) {
+    package init(fileDescriptor: Int32, capacity: Int = 10_000) {
         self.fd = fileDescriptor
         self.capacity = capacity
     }
 
     /// Lines dropped since start because the sink could not keep up.
-    public var droppedLines: Int { state.withLockedValue { $0.droppedTotal } }
+    package var droppedLines: Int { state.withLockedValue { $0.droppedTotal } }
 
     /// Queues one line (without its newline); drops it when `capacity` lines already wait.
-    public func write(_ line: String) { enqueue(.text(line)) }
+    package func write(_ line: String) { enqueue(.text(line)) }
 
     func enqueue(_ entry: Entry) {
         let startDrain = state.withLockedValue { s -> Bool in
@@ -137,7 +137,7 @@ public final class LogSink: Sendable {
     }
 
     /// Writes every queued line now and waits until it is written (at shutdown, and in tests).
-    public func flush() {
+    package func flush() {
         queue.sync { drain() }
     }
 
@@ -162,25 +162,25 @@ public final class LogSink: Sendable {
 
 /// A swift-log handler that hands each event to a ``LogSink``, which formats it like
 /// `StreamLogHandler` (time, level, label, metadata, message) off the caller's thread.
-public struct BackgroundLogHandler: LogHandler {
-    public var logLevel: Logger.Level
-    public var metadata: Logger.Metadata = [:]
-    public var metadataProvider: Logger.MetadataProvider?
+package struct BackgroundLogHandler: LogHandler {
+    package var logLevel: Logger.Level
+    package var metadata: Logger.Metadata = [:]
+    package var metadataProvider: Logger.MetadataProvider?
     private let label: String
     private let sink: LogSink
 
-    public init(label: String, level: Logger.Level = .info, sink: LogSink = .standardError) {
+    package init(label: String, level: Logger.Level = .info, sink: LogSink = .standardError) {
         self.label = label
         self.logLevel = level
         self.sink = sink
     }
 
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
-    public func log(event: LogEvent) {
+    package func log(event: LogEvent) {
         var all = metadata
         if let provided = metadataProvider?.get() { all.merge(provided) { _, new in new } }
         if let extra = event.metadata {

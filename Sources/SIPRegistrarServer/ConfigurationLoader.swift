@@ -1,4 +1,4 @@
-public import Configuration
+import Configuration
 import SIPMessage
 
 #if canImport(Glibc)
@@ -7,27 +7,27 @@ import Glibc
 
 /// Values given on the command line; nil means "not given". The executable fills it from its
 /// parsed flags; the loader hands it to the settings table as the flags provider.
-public struct ConfigurationOverrides: Sendable {
-    public var udp: [String]?
-    public var tcp: [String]?
-    public var tls: [String]?
-    public var ws: [String]?
-    public var wss: [String]?
-    public var cert: String?
-    public var key: String?
-    public var ca: String?
-    public var clientCerts: String?
-    public var domains: [String]?
-    public var minExpires: Int?
-    public var maxExpires: Int?
-    public var store: String?
-    public var admin: String?
-    public var logLevel: String?
-    public var auth: String?
-    public var users: String?
-    public var advertise: String?
+package struct ConfigurationOverrides: Sendable {
+    package var udp: [String]?
+    package var tcp: [String]?
+    package var tls: [String]?
+    package var ws: [String]?
+    package var wss: [String]?
+    package var cert: String?
+    package var key: String?
+    package var ca: String?
+    package var clientCerts: String?
+    package var domains: [String]?
+    package var minExpires: Int?
+    package var maxExpires: Int?
+    package var store: String?
+    package var admin: String?
+    package var logLevel: String?
+    package var auth: String?
+    package var users: String?
+    package var advertise: String?
 
-    public init() {}
+    package init() {}
 
     /// The given values by flag (`--min-expires`).
     var byFlag: [String: ConfigContent] {
@@ -43,7 +43,7 @@ public struct ConfigurationOverrides: Sendable {
     }
 
     /// The flags as a provider keyed like the file (`registrar.min_expires`).
-    public var provider: InMemoryProvider {
+    package var provider: InMemoryProvider {
         let given = byFlag
         var values: [AbsoluteConfigKey: ConfigValue] = [:]
         for setting in ConfigurationSetting.all.flatMap(\.settings) {
@@ -57,7 +57,7 @@ public struct ConfigurationOverrides: Sendable {
 /// Builds the configuration from the settings table (``ConfigurationSetting/all``) through three
 /// providers: built-in defaults < config file < environment (`SIP_REGISTRAR_…`) < flags, each
 /// level overriding the one below. Listener flags replace the configured list.
-public enum ConfigurationLoader {
+package enum ConfigurationLoader {
     /// A `sip:`/`sips:` URI naming a host (and port), no user part: where other nodes reach this one.
     static func isNodeAddress(_ text: String) -> Bool {
         guard let uri = SIPURI(text), uri.isSIP, uri.user == nil, !uri.host.isEmpty else { return false }
@@ -78,7 +78,7 @@ public enum ConfigurationLoader {
     ///   - file: The configuration file, if any.
     ///   - environment: The process environment.
     ///   - overrides: The flags given.
-    public static func load(file: String?, environment: [String: String], overrides: ConfigurationOverrides) throws(ConfigurationError) -> ServerConfiguration {
+    package static func load(file: String?, environment: [String: String], overrides: ConfigurationOverrides) throws(ConfigurationError) -> ServerConfiguration {
         var c = try read(file: file, environment: environment, flags: overrides.provider)
         if c.storePassword == nil, let f = c.storePasswordFile {
             guard let text = readFile(f) else { throw ConfigurationError("store_password_file \(f): cannot read it") }
@@ -91,7 +91,7 @@ public enum ConfigurationLoader {
     /// What a client of the admin API on this machine (`sip-registrar lookup`) needs: the
     /// configuration file and environment read as `serve` reads them, without the checks that
     /// only matter to a server.
-    public static func loadForClient(file: String?, environment: [String: String]) throws(ConfigurationError) -> ServerConfiguration {
+    package static func loadForClient(file: String?, environment: [String: String]) throws(ConfigurationError) -> ServerConfiguration {
         try read(file: file, environment: environment, flags: nil)
     }
 

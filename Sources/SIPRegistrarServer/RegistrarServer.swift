@@ -15,11 +15,11 @@ import Glibc
 
 /// The ready-made server: transport legs, the registrar, the store, the admin API,
 /// metrics and signals (SIGTERM/SIGINT: stop and exit 0; SIGHUP: reload certificates).
-public final class RegistrarServer: Sendable {
-    public let configuration: ServerConfiguration
+package final class RegistrarServer: Sendable {
+    package let configuration: ServerConfiguration
     let logger: Logger
 
-    public init(configuration: ServerConfiguration, logger: Logger) {
+    package init(configuration: ServerConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
     }
@@ -27,7 +27,7 @@ public final class RegistrarServer: Sendable {
     /// Runs until SIGTERM or SIGINT. Start-up problems (a certificate, a port in use, the
     /// store) throw `ConfigurationError` with one line naming the cause. `announce` gets
     /// one line per listener with its real address, and the admin URL.
-    public func run(announce: @escaping @Sendable (String) -> Void) async throws {
+    package func run(announce: @escaping @Sendable (String) -> Void) async throws {
         let config = configuration
         let metrics = ServerMetrics()
 

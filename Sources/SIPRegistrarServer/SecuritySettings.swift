@@ -1,57 +1,57 @@
 import SIPMessage
-public import SIPRegistrar
+import SIPRegistrar
 import SIPTLS
 
 /// Authentication and abuse limits of the server (the `auth` and `limits` sections).
-public struct SecuritySettings: Sendable, Hashable {
+package struct SecuritySettings: Sendable, Hashable {
     /// The authentication mode; nil means `digest` when a users file is given, else `off`.
-    public var auth: AuthenticationMode?
+    package var auth: AuthenticationMode?
     /// The users file (`sip-registrar passwd` writes it).
-    public var users: String?
+    package var users: String?
     /// Per-domain modes (a domain includes its subdomains).
-    public var authDomains: [String: AuthenticationMode] = [:]
+    package var authDomains: [String: AuthenticationMode] = [:]
     /// One realm for all domains (users `user@REALM`); nil: each domain is its own realm.
-    public var realm: String?
+    package var realm: String?
     /// Seconds a digest nonce stays usable.
-    public var nonceLifetime = 300
+    package var nonceLifetime = 300
     /// Digest algorithms offered, in order (`auth.algorithms`); `[SHA-256]` turns MD5 off.
-    public var algorithms: [DigestAlgorithm] = [.sha256, .md5]
+    package var algorithms: [DigestAlgorithm] = [.sha256, .md5]
     /// A file holding the nonce key (≥ 16 bytes), shared by several nodes: each recognises the others' nonces
     /// and answers them with a fresh challenge, stale=true (a nonce is accepted only by the node that issued it).
-    public var secretFile: String?
+    package var secretFile: String?
     /// Addresses or networks whose requests other than REGISTER are not challenged (proxies).
-    public var trusted: [String] = []
+    package var trusted: [String] = []
     /// Failed authentications per source address per window before it is blocked.
-    public var failedAuthPerSource = 10
+    package var failedAuthPerSource = 10
     /// Failed authentications per user name per window before that user is blocked.
-    public var failedAuthPerUser = 20
+    package var failedAuthPerUser = 20
     /// The failed-authentication window, seconds.
-    public var failedAuthWindow = 60
+    package var failedAuthWindow = 60
     /// How long a block lasts, seconds.
-    public var blockSeconds = 300
+    package var blockSeconds = 300
     /// REGISTERs per source address per second.
-    public var registersPerSource = 100
+    package var registersPerSource = 100
     /// Open TCP/TLS connections per source address.
-    public var connectionsPerSource = 256
+    package var connectionsPerSource = 256
     /// New TLS connections per source address per second.
-    public var tlsHandshakesPerSource = 20
+    package var tlsHandshakesPerSource = 20
     /// Sources the per-source limits do not apply to.
-    public var exempt: [String] = ["127.0.0.0/8", "::1"]
+    package var exempt: [String] = ["127.0.0.0/8", "::1"]
     /// What a source over a limit gets.
-    public var limitAction: LimitAction = .reject
+    package var limitAction: LimitAction = .reject
     /// At most this many bindings, and addresses of record, in the whole location service
     /// (`limits.max_bindings`, `limits.max_aors`; 0 = no limit). Past it, a REGISTER that would
     /// add one gets 503 with Retry-After; stored bindings keep refreshing.
-    public var maxBindings = RegistrarConfiguration.defaultMaxBindings
-    public var maxAORs = RegistrarConfiguration.defaultMaxBindings
+    package var maxBindings = RegistrarConfiguration.defaultMaxBindings
+    package var maxAORs = RegistrarConfiguration.defaultMaxBindings
 
-    public init() {}
+    package init() {}
 
     /// The mode in force for domains without their own.
-    public var effectiveMode: AuthenticationMode { auth ?? (users != nil ? .digest : .off) }
+    package var effectiveMode: AuthenticationMode { auth ?? (users != nil ? .digest : .off) }
 
     /// The authenticator's configuration; the error names the setting.
-    public func authenticationConfiguration() throws(ConfigurationError) -> AuthenticationConfiguration {
+    package func authenticationConfiguration() throws(ConfigurationError) -> AuthenticationConfiguration {
         let exemptSet: IPAddressSet
         let trustedSet: IPAddressSet
         do throws(IPAddressSetError) {

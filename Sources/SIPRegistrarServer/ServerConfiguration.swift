@@ -1,21 +1,21 @@
 import SIPMessage
-public import SIPLocationStores
-public import SIPRegistrar
-public import SIPTLS
+import SIPLocationStores
+import SIPRegistrar
+import SIPTLS
 
 /// A `host:port` a listener binds: `0.0.0.0:5060`, `[::]:5061`, `127.0.0.1:0`, or `:5060`
 /// (all addresses).
-public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
-    public var host: String
-    public var port: Int
+package struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
+    package var host: String
+    package var port: Int
 
-    public init(host: String, port: Int) {
+    package init(host: String, port: Int) {
         self.host = host
         self.port = port
     }
 
     /// Parses `host:port`, `[v6]:port`, `:port` or `port`; nil when malformed.
-    public init?(_ text: String) {
+    package init?(_ text: String) {
         var t = Substring(text.filter { $0 != " " })
         var host = "::"
         if t.hasPrefix("[") {
@@ -38,17 +38,17 @@ public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
         self.port = port
     }
 
-    public var description: String { SIPSource.hostPort(host, port) }
+    package var description: String { SIPSource.hostPort(host, port) }
 }
 
 /// Where bindings are kept.
-public enum StoreSpec: Sendable, Hashable, CustomStringConvertible {
+package enum StoreSpec: Sendable, Hashable, CustomStringConvertible {
     /// Memory only: Net::SIP's behaviour, nothing survives a restart.
     case memory
     case sqlite(path: String)
     case postgres(url: String)
 
-    public init?(_ text: String) {
+    package init?(_ text: String) {
         if text == "memory" {
             self = .memory
         } else if text.hasPrefix("sqlite:"), text.count > 7 {
@@ -60,7 +60,7 @@ public enum StoreSpec: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .memory: return "memory"
         case .sqlite(let p): return "sqlite:\(p)"
@@ -77,65 +77,65 @@ public enum StoreSpec: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// The TLS identity of the listeners.
-public enum CertificateSpec: Sendable, Hashable {
+package enum CertificateSpec: Sendable, Hashable {
     /// A generated development certificate (logged loudly as such).
     case auto
     case files(certificate: String, key: String)
 }
 
 /// Everything `sip-registrar serve` runs with, after defaults, file, environment and flags.
-public struct ServerConfiguration: Sendable, Hashable {
-    public var udp: [ListenAddress]
-    public var tcp: [ListenAddress]
-    public var tls: [ListenAddress]
+package struct ServerConfiguration: Sendable, Hashable {
+    package var udp: [ListenAddress]
+    package var tcp: [ListenAddress]
+    package var tls: [ListenAddress]
     /// SIP over WebSocket listeners (RFC 7118, `listen.ws`): none by default.
-    public var ws: [ListenAddress] = []
+    package var ws: [ListenAddress] = []
     /// SIP over secure WebSocket listeners (`listen.wss`), on the TLS certificate.
-    public var wss: [ListenAddress] = [ListenAddress(host: "::", port: 8443)]
+    package var wss: [ListenAddress] = [ListenAddress(host: "::", port: 8443)]
     /// `listen.ws_origins`: the Origins allowed to open a WebSocket; empty: any.
-    public var webSocketOrigins: [String] = []
+    package var webSocketOrigins: [String] = []
     /// `listen.ws_max_frame`: the largest WebSocket frame accepted, in bytes.
-    public var webSocketMaxFrame = 65_536
+    package var webSocketMaxFrame = 65_536
     /// `listen.spread`: process one peer's requests on every event loop (see `TransportConfiguration`).
-    public var spreadAcrossLoops = true
+    package var spreadAcrossLoops = true
     /// The host name or address peers reach this server at (`listen.advertise`), written in the
     /// proxy's Via and Record-Route; nil: the listener's address, or for a wildcard listener the
     /// interface address towards the peer.
-    public var advertise: String?
-    public var certificate: CertificateSpec
-    public var keyPassphrase: String?
-    public var ca: String?
-    public var clientCertificates: ClientCertificateMode
-    public var domains: [String]
-    public var minExpires: Int
-    public var maxExpires: Int
-    public var defaultExpires: Int
-    public var maxContacts: Int?
-    public var nonRegister: NonRegisterMode
-    public var store: StoreSpec
-    public var admin: ListenAddress?
-    public var logLevel: String
+    package var advertise: String?
+    package var certificate: CertificateSpec
+    package var keyPassphrase: String?
+    package var ca: String?
+    package var clientCertificates: ClientCertificateMode
+    package var domains: [String]
+    package var minExpires: Int
+    package var maxExpires: Int
+    package var defaultExpires: Int
+    package var maxContacts: Int?
+    package var nonRegister: NonRegisterMode
+    package var store: StoreSpec
+    package var admin: ListenAddress?
+    package var logLevel: String
     /// Authentication and abuse limits.
-    public var security = SecuritySettings()
+    package var security = SecuritySettings()
     /// This node's name in a shared (PostgreSQL) store; nil: `HOSTNAME-PID`.
-    public var nodeName: String?
+    package var nodeName: String?
     /// Where the other nodes of a shared store reach this one (`node_address`, e.g.
     /// `sips:node-a.example.org:5061`): calls for contacts whose flow this node holds are
     /// forwarded here. Nil: this node's flows are reachable only through this node.
-    public var nodeAddress: String?
+    package var nodeAddress: String?
     /// The PostgreSQL password (from `SIP_REGISTRAR_STORE_PASSWORD`, `PGPASSWORD` or `store_password_file`).
-    public var storePassword: String?
+    package var storePassword: String?
     /// A file holding the PostgreSQL password.
-    public var storePasswordFile: String?
+    package var storePasswordFile: String?
     /// SQLite durability: `full` (the default: a 200 survives a power cut) or `normal`.
-    public var storeSync: SQLiteSynchronous = .full
+    package var storeSync: SQLiteSynchronous = .full
     /// The admin API's access token file (`admin_token_file`); nil: see ``resolvedAdminTokenFile``.
-    public var adminTokenFile: String?
+    package var adminTokenFile: String?
 
     /// Where the admin token is kept: `admin_token_file`, else next to an SQLite store
     /// (`sqlite:data/registrar.sqlite` → `data/admin.token`), else `data/admin.token` in the
     /// working directory (memory and PostgreSQL stores).
-    public var resolvedAdminTokenFile: String {
+    package var resolvedAdminTokenFile: String {
         if let adminTokenFile { return adminTokenFile }
         if case .sqlite(let path) = store {
             guard let slash = path.lastIndex(of: "/") else { return "admin.token" }
@@ -145,17 +145,17 @@ public struct ServerConfiguration: Sendable, Hashable {
     }
 
     /// The built-in defaults (the same as config/registrar.yaml).
-    public static let defaults = ServerConfiguration(
+    package static let defaults = ServerConfiguration(
         udp: [ListenAddress(host: "::", port: 5060)], tcp: [ListenAddress(host: "::", port: 5060)],
         tls: [ListenAddress(host: "::", port: 5061)], certificate: .auto, keyPassphrase: nil, ca: nil,
         clientCertificates: .none, domains: [], minExpires: 60, maxExpires: 3600, defaultExpires: 3600, maxContacts: 10,
         nonRegister: .proxy, store: .sqlite(path: "data/registrar.sqlite"), admin: ListenAddress(host: "127.0.0.1", port: 8060),
         logLevel: "info")
 
-    public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+    package static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     /// The registrar's part.
-    public var registrarConfiguration: RegistrarConfiguration {
+    package var registrarConfiguration: RegistrarConfiguration {
         RegistrarConfiguration(minExpires: minExpires, maxExpires: maxExpires, defaultExpires: defaultExpires, domains: domains,
                                rejectForeignDomains: !domains.isEmpty, maxContactsPerAOR: maxContacts,
                                nonRegisterMode: nonRegister, serverHeader: "sip-registrar/\(SIPRegistrarVersion.current)",
@@ -164,7 +164,7 @@ public struct ServerConfiguration: Sendable, Hashable {
     }
 
     /// Cross-field checks; the error names the setting.
-    public func validate() throws(ConfigurationError) {
+    package func validate() throws(ConfigurationError) {
         if minExpires > maxExpires {
             throw ConfigurationError("min-expires (\(minExpires)) is greater than max-expires (\(maxExpires))")
         }
@@ -187,12 +187,12 @@ public struct ServerConfiguration: Sendable, Hashable {
     }
 }
 
-public enum SIPRegistrarVersion {
-    public static let current = "0.1.0"
+package enum SIPRegistrarVersion {
+    package static let current = "0.1.0"
 }
 
 /// A configuration problem, as one line naming the flag, key, or file and line.
-public struct ConfigurationError: Error, Sendable, CustomStringConvertible, Equatable {
-    public var description: String
-    public init(_ description: String) { self.description = description }
+package struct ConfigurationError: Error, Sendable, CustomStringConvertible, Equatable {
+    package var description: String
+    package init(_ description: String) { self.description = description }
 }

@@ -1,4 +1,4 @@
-public import SIPRegistrar
+import SIPRegistrar
 import SIPTLS
 
 #if canImport(Glibc)
@@ -17,9 +17,9 @@ struct OpenSSLDigestHashing: DigestHashing {
 }
 
 /// Reading and writing the users file.
-public enum UsersFile {
+package enum UsersFile {
     /// Loads and parses a users file; errors name the file and line.
-    public static func load(_ path: String) throws(ConfigurationError) -> UserTable {
+    package static func load(_ path: String) throws(ConfigurationError) -> UserTable {
         guard let text = ConfigurationLoader.readFile(path) else {
             throw ConfigurationError("\(path): cannot read the users file")
         }
@@ -34,7 +34,7 @@ public enum UsersFile {
     /// keeping its aliases unless new ones are given. Writes a new file and renames it over the
     /// old one, readable by its owner only. Returns whether the user was new.
     @discardableResult
-    public static func setPassword(path: String, address: String, password: String, aliases: [String]?) throws(ConfigurationError) -> Bool {
+    package static func setPassword(path: String, address: String, password: String, aliases: [String]?) throws(ConfigurationError) -> Bool {
         guard let at = address.lastIndex(of: "@"), at != address.startIndex, address.index(after: at) != address.endIndex,
               !address.contains(where: { $0 == " " || $0 == "\t" || $0 == ":" }) else {
             throw ConfigurationError("'\(address)' is not USER@DOMAIN")

@@ -1,4 +1,4 @@
-public import Configuration
+import Configuration
 import Yams
 
 /// The configuration file as a provider: the YAML document flattened into dotted keys
@@ -7,7 +7,7 @@ import Yams
 ///
 /// Built once from the file; it does not reload. Only the keys of the settings table are
 /// accepted: any other key, or a section that is not a mapping, fails the load with its line.
-public struct YAMLFileProvider: Sendable {
+package struct YAMLFileProvider: Sendable {
     /// One item of a list (or one pair of a mapping), with its line.
     struct Item: Sendable {
         /// The mapping key, for an item of a mapping; nil in a list.
@@ -29,7 +29,7 @@ public struct YAMLFileProvider: Sendable {
     }
 
     /// The file's path, as errors name it.
-    public let path: String
+    package let path: String
     private let entries: [String: Entry]
     private let sectionLines: [String: Int]
 
@@ -151,21 +151,21 @@ public struct YAMLFileProvider: Sendable {
 
 extension YAMLFileProvider: ConfigSnapshot, ConfigProvider {
     /// The provider's name in the library's diagnostics.
-    public var providerName: String { "YAMLFileProvider[\(path)]" }
+    package var providerName: String { "YAMLFileProvider[\(path)]" }
 
     /// The value of a dotted key (`AbsoluteConfigKey(["registrar", "min_expires"])`).
-    public func value(forKey key: AbsoluteConfigKey, type: ConfigType) throws -> LookupResult {
+    package func value(forKey key: AbsoluteConfigKey, type: ConfigType) throws -> LookupResult {
         let encoded = key.components.joined(separator: ".")
         return LookupResult(encodedKey: encoded, value: try lookup(encoded, type: type).map { ConfigValue($0, isSecret: false) })
     }
 
     /// As ``value(forKey:type:)``: the file is read once.
-    nonisolated(nonsending) public func fetchValue(forKey key: AbsoluteConfigKey, type: ConfigType) async throws -> LookupResult {
+    nonisolated(nonsending) package func fetchValue(forKey key: AbsoluteConfigKey, type: ConfigType) async throws -> LookupResult {
         try value(forKey: key, type: type)
     }
 
     /// One update: the file is read once.
-    nonisolated(nonsending) public func watchValue<Return: ~Copyable>(
+    nonisolated(nonsending) package func watchValue<Return: ~Copyable>(
         forKey key: AbsoluteConfigKey, type: ConfigType,
         updatesHandler: nonisolated(nonsending) (_ updates: ConfigUpdatesAsyncSequence<Result<LookupResult, any Error>, Never>) async throws -> Return
     ) async throws -> Return {
@@ -173,10 +173,10 @@ extension YAMLFileProvider: ConfigSnapshot, ConfigProvider {
     }
 
     /// The provider is its own, immutable snapshot.
-    public func snapshot() -> any ConfigSnapshot { self }
+    package func snapshot() -> any ConfigSnapshot { self }
 
     /// One snapshot: the file is read once.
-    nonisolated(nonsending) public func watchSnapshot<Return: ~Copyable>(
+    nonisolated(nonsending) package func watchSnapshot<Return: ~Copyable>(
         updatesHandler: nonisolated(nonsending) (_ updates: ConfigUpdatesAsyncSequence<any ConfigSnapshot, Never>) async throws -> Return
     ) async throws -> Return {
         try await watchSnapshotFromSnapshot(updatesHandler: updatesHandler)
