@@ -4,7 +4,7 @@
 ///
 /// Implementations: ``EphemeralBindingStore`` (Net::SIP's behaviour: nothing
 /// survives a restart), ``InMemoryBindingStore`` (for tests), SQLite and
-/// PostgreSQL in the server module.
+/// PostgreSQL in `SIPLocationStores`.
 public protocol BindingStore: Sendable {
     /// Every stored binding, expired or not (the registrar drops expired ones).
     func loadAll() async throws -> [Binding]
