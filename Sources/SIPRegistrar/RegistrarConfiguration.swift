@@ -73,17 +73,17 @@ public struct RegistrarConfiguration: Sendable, Hashable {
 
     /// Checks the settings; throws a description of the first bad one.
     public func validate() throws(RegistrarConfigurationError) {
-        guard minExpires >= 0 else { throw .invalid("min-expires must not be negative (got \(minExpires))") }
-        guard maxExpires > 0 else { throw .invalid("max-expires must be positive (got \(maxExpires))") }
+        guard minExpires >= 0 else { throw .invalidProperty("minExpires", "min-expires must not be negative (got \(minExpires))") }
+        guard maxExpires > 0 else { throw .invalidProperty("maxExpires", "max-expires must be positive (got \(maxExpires))") }
         guard minExpires <= maxExpires else {
-            throw .invalid("min-expires (\(minExpires)) must not be greater than max-expires (\(maxExpires))")
+            throw .invalidProperty("minExpires", "min-expires (\(minExpires)) must not be greater than max-expires (\(maxExpires))")
         }
-        guard defaultExpires > 0 else { throw .invalid("default-expires must be positive (got \(defaultExpires))") }
-        if let m = maxContactsPerAOR, m < 1 { throw .invalid("max-contacts must be at least 1 (got \(m))") }
-        if let m = maxBindings, m < 1 { throw .invalid("max-bindings must be at least 1 (got \(m))") }
-        if let m = maxAORs, m < 1 { throw .invalid("max-aors must be at least 1 (got \(m))") }
+        guard defaultExpires > 0 else { throw .invalidProperty("defaultExpires", "default-expires must be positive (got \(defaultExpires))") }
+        if let m = maxContactsPerAOR, m < 1 { throw .invalidProperty("maxContactsPerAOR", "max-contacts must be at least 1 (got \(m))") }
+        if let m = maxBindings, m < 1 { throw .invalidProperty("maxBindings", "max-bindings must be at least 1 (got \(m))") }
+        if let m = maxAORs, m < 1 { throw .invalidProperty("maxAORs", "max-aors must be at least 1 (got \(m))") }
         for d in domains where d.isEmpty || d.contains(where: { $0 == " " || $0 == "@" || $0 == ":" }) {
-            throw .invalid("domain '\(d)' is not a host name")
+            throw .invalidProperty("domains", "domain '\(d)' is not a host name")
         }
     }
 
@@ -95,11 +95,21 @@ public struct RegistrarConfiguration: Sendable, Hashable {
 public enum RegistrarConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The setting at fault and why, as a sentence naming it (`min-expires must not be negative`).
     case invalid(String)
-    /// The sentence carried by ``invalid(_:)``.
+    /// One property at fault (its Swift name, `minExpires`) and the sentence: a caller that read
+    /// the value from somewhere (a file line, a flag) can say where.
+    case invalidProperty(String, String)
+
+    /// The sentence carried by the case.
     public var description: String {
         switch self {
-        case .invalid(let s): return s
+        case .invalid(let s), .invalidProperty(_, let s): return s
         }
+    }
+
+    /// The property at fault, when one is (`minExpires`).
+    public var property: String? {
+        if case .invalidProperty(let p, _) = self { return p }
+        return nil
     }
 }
 

@@ -79,12 +79,19 @@ package enum ConfigurationLoader {
     ///   - environment: The process environment.
     ///   - overrides: The flags given.
     package static func load(file: String?, environment: [String: String], overrides: ConfigurationOverrides) throws(ConfigurationError) -> ServerConfiguration {
-        var c = try read(file: file, environment: environment, flags: overrides.provider)
+        var (c, origins) = try read(file: file, environment: environment, flags: overrides.provider)
         if c.storePassword == nil, let f = c.storePasswordFile {
             guard let text = readFile(f) else { throw ConfigurationError("store_password_file \(f): cannot read it") }
             c.storePassword = String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
         }
-        try c.validate()
+        do {
+            try c.validate()
+        } catch {
+            // A module's check names the setting; say where its value came from.
+            guard let origin = error.settings.lazy.compactMap({ origins[$0] }).first else { throw error }
+            let value = SettingValue(content: nil, origin: origin)
+            throw value.fail("\(value.name): \(error.reason)")
+        }
         return c
     }
 
@@ -92,11 +99,13 @@ package enum ConfigurationLoader {
     /// configuration file and environment read as `serve` reads them, without the checks that
     /// only matter to a server.
     package static func loadForClient(file: String?, environment: [String: String]) throws(ConfigurationError) -> ServerConfiguration {
-        try read(file: file, environment: environment, flags: nil)
+        try read(file: file, environment: environment, flags: nil).configuration
     }
 
     /// Applies every level, lowest first, to the defaults.
-    static func read(file: String?, environment: [String: String], flags: InMemoryProvider?) throws(ConfigurationError) -> ServerConfiguration {
+    /// Also says where each setting's value came from, by file key (the highest level that gave it).
+    static func read(file: String?, environment: [String: String], flags: InMemoryProvider?) throws(ConfigurationError)
+        -> (configuration: ServerConfiguration, origins: [String: SettingOrigin]) {
         let secrets = Set(ConfigurationSetting.all.flatMap(\.settings).filter(\.isSecret).flatMap(\.environment))
         var levels: [ConfigurationLevel] = []
         if let file {
@@ -105,19 +114,24 @@ package enum ConfigurationLoader {
         levels.append(.environment(EnvironmentVariablesProvider(environmentVariables: environment, secretsSpecifier: .specific(secrets))))
         if let flags { levels.append(.flags(flags)) }
         var c = ServerConfiguration.defaults
+        var origins: [String: SettingOrigin] = [:]
         for level in levels {
             for entry in ConfigurationSetting.all {
                 switch entry {
                 case .setting(let s):
-                    if let v = try level.value(of: s) { try s.apply(v, &c) }
+                    if let v = try level.value(of: s) {
+                        try s.apply(v, &c)
+                        if let key = s.key { origins[key] = v.origin }
+                    }
                 case .group(let g):
                     var values: [SettingValue?] = []
                     for s in g.members { values.append(try level.value(of: s)) }
                     if values.contains(where: { $0 != nil }) { try g.apply(values, &c) }
+                    for (s, v) in zip(g.members, values) { if let key = s.key, let v { origins[key] = v.origin } }
                 }
             }
         }
-        return c
+        return (c, origins)
     }
 
     /// The whole text of a file; nil when it cannot be read or is not UTF-8.

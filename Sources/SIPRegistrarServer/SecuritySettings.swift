@@ -75,12 +75,20 @@ package struct SecuritySettings: Sendable, Hashable {
     }
 
     /// Cross-field checks.
+    /// The file key of each `AuthenticationConfiguration` property its `validate()` may name.
+    static let authenticationSettings = [
+        "realm": "auth.realm", "nonceLifetime": "auth.nonce_lifetime", "algorithms": "auth.algorithms", "domainModes": "auth.domains",
+    ]
+
     func validate(clientCertificates: ClientCertificateMode) throws(ConfigurationError) {
         let config = try authenticationConfiguration()
         do throws(RegistrarConfigurationError) {
             try config.validate()
         } catch {
-            throw ConfigurationError("auth: \(error.description)")
+            guard let key = error.property.flatMap({ Self.authenticationSettings[$0] }) else {
+                throw ConfigurationError("auth: \(error.description)")
+            }
+            throw ConfigurationError("auth: \(error.description)", setting: key, reason: error.description)
         }
         if config.needsUsers && users == nil {
             throw ConfigurationError("--auth \(effectiveMode.rawValue) needs a users file (--users FILE; sip-registrar passwd makes one)")
@@ -89,12 +97,15 @@ package struct SecuritySettings: Sendable, Hashable {
             throw ConfigurationError("--auth \(effectiveMode.rawValue) needs --client-certs optional or required (and --ca FILE)")
         }
         // auth.nonce_lifetime is checked by AuthenticationConfiguration.validate() above.
-        if failedAuthWindow <= 0 { throw ConfigurationError("limits.failed_auth_window must be positive (got \(failedAuthWindow))") }
+        if failedAuthWindow <= 0 {
+            throw ConfigurationError("limits.failed_auth_window must be positive (got \(failedAuthWindow))",
+                                     setting: "limits.failed_auth_window", reason: "must be positive (got \(failedAuthWindow))")
+        }
         for (name, value) in [("limits.failed_auth_per_source", failedAuthPerSource), ("limits.failed_auth_per_user", failedAuthPerUser),
                               ("limits.block_seconds", blockSeconds), ("limits.registers_per_source", registersPerSource),
                               ("limits.connections_per_source", connectionsPerSource),
                               ("limits.tls_handshakes_per_source", tlsHandshakesPerSource)] where value < 0 {
-            throw ConfigurationError("\(name) must not be negative (got \(value))")
+            throw ConfigurationError("\(name) must not be negative (got \(value))", setting: name, reason: "must not be negative (got \(value))")
         }
     }
 }

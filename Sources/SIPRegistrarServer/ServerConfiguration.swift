@@ -164,14 +164,23 @@ package struct ServerConfiguration: Sendable, Hashable {
     }
 
     /// Cross-field checks; the error names the setting.
+    /// The file key of each `RegistrarConfiguration` property its `validate()` may name.
+    static let registrarSettings = [
+        "minExpires": "registrar.min_expires", "maxExpires": "registrar.max_expires", "defaultExpires": "registrar.default_expires",
+        "maxContactsPerAOR": "registrar.max_contacts", "maxBindings": "limits.max_bindings", "maxAORs": "limits.max_aors",
+        "domains": "registrar.domains",
+    ]
+
     package func validate() throws(ConfigurationError) {
         if minExpires > maxExpires {
+            // Two settings: the sentence names both, whichever was given.
             throw ConfigurationError("min-expires (\(minExpires)) is greater than max-expires (\(maxExpires))")
         }
         do throws(RegistrarConfigurationError) {
             try registrarConfiguration.validate()
         } catch {
-            throw ConfigurationError(error.description)
+            guard let key = error.property.flatMap({ Self.registrarSettings[$0] }) else { throw ConfigurationError(error.description) }
+            throw ConfigurationError(error.description, setting: key, reason: error.description)
         }
         if case .postgres(let url) = store, PostgresLocation(url: url) == nil {
             throw ConfigurationError("store \(store): not a PostgreSQL URL (expected postgres://USER@HOST:PORT/DB[?sslmode=disable|prefer|require])")
@@ -194,5 +203,25 @@ package enum SIPRegistrarVersion {
 /// A configuration problem, as one line naming the flag, key, or file and line.
 package struct ConfigurationError: Error, Sendable, CustomStringConvertible, Equatable {
     package var description: String
-    package init(_ description: String) { self.description = description }
+    /// The settings at fault by file key (`registrar.min_expires`) when a `validate()` knows them:
+    /// the loader then puts where the first one given came from (file and line, variable, flag) first.
+    package var settings: [String] = []
+    /// The sentence without any prefix, for the loader to put after where the value came from.
+    package var reason: String
+
+    package init(_ description: String) {
+        self.description = description
+        self.reason = description
+    }
+
+    /// An error about one setting: `description` as shown when nobody knows where the value came
+    /// from, `reason` to follow the place when the loader does.
+    package init(_ description: String, setting: String..., reason: String) {
+        self.description = description
+        self.settings = setting
+        self.reason = reason
+    }
+
+    /// Errors are the same when they read the same.
+    package static func == (a: ConfigurationError, b: ConfigurationError) -> Bool { a.description == b.description }
 }

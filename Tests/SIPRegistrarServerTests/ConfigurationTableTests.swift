@@ -1,11 +1,10 @@
 import Foundation
 @testable import SIPRegistrarServer
+import SIPTestSupport
 import Testing
 
 /// The settings table: one description of every setting, read in precedence order.
 @Suite struct ConfigurationTableTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
     func write(_ yaml: String) -> String {
         let path = NSTemporaryDirectory() + "sipreg-\(UUID().uuidString).yaml"
         try? yaml.write(toFile: path, atomically: true, encoding: .utf8)
@@ -13,7 +12,7 @@ import Testing
     }
 
     @Test func theShippedFileSetsEveryKeyToItsDefault() throws {
-        let shipped = Self.root.path + "/config/registrar.yaml"
+        let shipped = PackageRoot.path("config/registrar.yaml")
         #expect(try ConfigurationLoader.load(file: shipped, environment: [:], overrides: .init()) == ServerConfiguration.defaults)
     }
 
@@ -45,6 +44,32 @@ import Testing
         let unknown = write("limits:\n  max_binding: 3\n")
         #expect(throws: ConfigurationError("\(unknown):2: unknown key 'limits.max_binding'")) {
             try ConfigurationLoader.load(file: unknown, environment: [:], overrides: .init())
+        }
+    }
+
+    /// A module's own `validate()` finds the fault; the message still says where the value came
+    /// from: the file and line, the variable or the flag.
+    @Test func validationErrorsNameWhereTheValueCameFrom() throws {
+        let file = write("auth:\n  realm: example.com\n  nonce_lifetime: 0\n")
+        #expect(throws: ConfigurationError("\(file):3: auth.nonce_lifetime: nonce lifetime must be positive (got 0)")) {
+            try ConfigurationLoader.load(file: file, environment: [:], overrides: .init())
+        }
+        let expires = write("registrar:\n  min_expires: 0\n  max_expires: 0\n")
+        #expect(throws: ConfigurationError("\(expires):3: registrar.max_expires: max-expires must be positive (got 0)")) {
+            try ConfigurationLoader.load(file: expires, environment: [:], overrides: .init())
+        }
+        #expect(throws: ConfigurationError("environment SIP_REGISTRAR_MIN_EXPIRES: min-expires must not be negative (got -5)")) {
+            try ConfigurationLoader.load(file: nil, environment: ["SIP_REGISTRAR_MIN_EXPIRES": "-5"], overrides: .init())
+        }
+        var flags = ConfigurationOverrides()
+        flags.minExpires = 0
+        flags.maxExpires = 0
+        #expect(throws: ConfigurationError("--max-expires: max-expires must be positive (got 0)")) {
+            try ConfigurationLoader.load(file: nil, environment: [:], overrides: flags)
+        }
+        let limits = write("limits:\n  failed_auth_window: 0\n")
+        #expect(throws: ConfigurationError("\(limits):2: limits.failed_auth_window: must be positive (got 0)")) {
+            try ConfigurationLoader.load(file: limits, environment: [:], overrides: .init())
         }
     }
 }

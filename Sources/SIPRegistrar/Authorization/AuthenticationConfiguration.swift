@@ -99,15 +99,15 @@ public struct AuthenticationConfiguration: Sendable, Hashable {
     /// Checks the settings; throws a description of the first bad one.
     public func validate() throws(RegistrarConfigurationError) {
         if let realm, realm.isEmpty || realm.contains(where: { $0 == "\"" || $0 == "\\" || $0 == " " }) {
-            throw .invalid("realm '\(realm)' must be a non-empty name without quotes or spaces")
+            throw .invalidProperty("realm", "realm '\(realm)' must be a non-empty name without quotes or spaces")
         }
-        guard nonceLifetime > 0 else { throw .invalid("nonce lifetime must be positive (got \(nonceLifetime))") }
-        guard !algorithms.isEmpty else { throw .invalid("at least one digest algorithm is needed") }
-        guard Set(algorithms).count == algorithms.count else { throw .invalid("a digest algorithm is listed twice") }
+        guard nonceLifetime > 0 else { throw .invalidProperty("nonceLifetime", "nonce lifetime must be positive (got \(nonceLifetime))") }
+        guard !algorithms.isEmpty else { throw .invalidProperty("algorithms", "at least one digest algorithm is needed") }
+        guard Set(algorithms).count == algorithms.count else { throw .invalidProperty("algorithms", "a digest algorithm is listed twice") }
         guard maxTrackedNonces > 0 else { throw .invalid("max tracked nonces must be positive") }
         guard rememberedUsers > 0, goodSourcesPerUser > 0 else { throw .invalid("remembered users and good sources must be positive") }
         for (d, _) in domainModes where d.isEmpty || d.contains(where: { $0 == " " || $0 == "@" || $0 == ":" }) {
-            throw .invalid("auth domain '\(d)' is not a host name")
+            throw .invalidProperty("domainModes", "auth domain '\(d)' is not a host name")
         }
     }
 
