@@ -7,6 +7,7 @@ import Synchronization
 
 extension SIPRequest {
     /// The wire form.
+    /// The message's bytes on the wire: start line, headers in order, empty line, body.
     public func serialized() -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(estimatedSize)

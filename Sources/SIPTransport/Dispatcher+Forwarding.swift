@@ -70,6 +70,7 @@ public enum SIPHop: Sendable, Hashable, CustomStringConvertible {
     /// A TCP or TLS connection to this target: an open one to the same peer, or a new one.
     case stream(SendTarget)
 
+    /// The hop as a log names it (`flow 12`, `UDP 192.0.2.1:5060`, `tls example.com:5061`).
     public var description: String {
         switch self {
         case .flow(let id): return "flow \(id)"

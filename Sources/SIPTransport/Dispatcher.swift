@@ -12,6 +12,7 @@ public import SIPTLS
 /// the way the request came (RFC 3261 18.2.2, RFC 3581). Outbound: ``send(_:to:flow:)``
 /// picks a leg by the target's scheme (`sips:` only over TLS, never downgraded).
 public final class Dispatcher: SIPTimerScheduler, Sendable {
+    /// The limits, timeouts and policies it was made with.
     public let configuration: TransportConfiguration
     let group: any EventLoopGroup
     private let ownsGroup: Bool
@@ -260,6 +261,7 @@ public enum TransportEvent: Sendable {
     case dropped(reason: String, remote: String)
 }
 
+/// Why the dispatcher could not send a request or get its answer.
 public enum DispatcherError: Error, Sendable, CustomStringConvertible {
     case shutDown
     case timeout

@@ -3,17 +3,21 @@ public import SIPMessage
 /// Where and how a request to a URI is sent (RFC 3261 18.1.1, 19.1.2, 26.2; RFC 3263's
 /// defaults without DNS lookups).
 public struct SendTarget: Sendable, Hashable, CustomStringConvertible {
+    /// The leg's transport (`sips:` targets: TLS or WSS only).
     public var transport: SIPTransportProtocol
     /// Host name or IP address (IPv6 without brackets).
     public var host: String
+    /// The port: the URI's, else the transport's default (5060, 5061 for TLS; RFC 3261 19.1.2).
     public var port: Int
 
+    /// A target as given; the host without brackets.
     public init(transport: SIPTransportProtocol, host: String, port: Int) {
         self.transport = transport
         self.host = host
         self.port = port
     }
 
+    /// `transport host:port`, an IPv6 host in brackets.
     public var description: String {
         host.contains(":") ? "\(transport) [\(host)]:\(port)" : "\(transport) \(host):\(port)"
     }
@@ -31,6 +35,7 @@ public enum LegSelectionError: Error, Sendable, Hashable, CustomStringConvertibl
     case unsupportedTransport(String)
     case noLeg(SIPTransportProtocol)
 
+    /// One sentence naming the URI's fault.
     public var description: String {
         switch self {
         case .notSIPURI(let s): return "cannot send to \(s): not a sip: or sips: URI"
@@ -43,6 +48,8 @@ public enum LegSelectionError: Error, Sendable, Hashable, CustomStringConvertibl
     }
 }
 
+/// Which leg a request to a URI leaves over: by scheme first (`sips:` only over TLS, never
+/// downgraded, RFC 5630), then `transport=`, then size (RFC 3261 18.1.1).
 public enum LegSelection {
     /// Above this size a request goes over TCP rather than UDP (RFC 3261 18.1.1).
     public static let udpSizeThreshold = 1_300

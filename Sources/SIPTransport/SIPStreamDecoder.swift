@@ -17,6 +17,7 @@ public enum SIPStreamItem: Sendable {
 /// Content-Length are checked before any body byte is buffered. After a framing error it
 /// discards everything.
 public struct SIPStreamDecoder: ByteToMessageDecoder {
+    /// A whole message, or the framing error that ended the stream.
     public typealias InboundOut = SIPStreamItem
 
     let limits: SIPParserLimits
@@ -25,10 +26,12 @@ public struct SIPStreamDecoder: ByteToMessageDecoder {
     /// arriving in many small pieces (one-byte TLS records) is examined once in all.
     private var progress = SIPFraming.Progress()
 
+    /// A decoder with the given caps on the head, the header count and Content-Length.
     public init(limits: SIPParserLimits = .default) {
         self.limits = limits
     }
 
+    /// Emits every complete message in `buffer`; resumes from the saved progress on the next read.
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         if failed {
             buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
@@ -64,6 +67,7 @@ public struct SIPStreamDecoder: ByteToMessageDecoder {
         }
     }
 
+    /// At the end of the stream: the last complete messages; a partial one is dropped.
     public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
         // A half-received message at EOF is dropped: nothing can answer it.
         while try decode(context: context, buffer: &buffer) == .continue {}

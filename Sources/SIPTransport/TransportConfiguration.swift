@@ -43,6 +43,8 @@ public struct TransportConfiguration: Sendable, Hashable {
     /// What the WebSocket legs accept: allowed origins, the largest frame.
     public var webSocket = WebSocketPolicy()
 
+    /// The defaults are this server's: 64 KiB messages, 256 headers, 20,000 connections (256 per
+    /// source), 20 TLS handshakes per source and second.
     public init(maxMessageBytes: Int = 65_536, maxHeaderCount: Int = 256, maxLineBytes: Int = 8_192,
                 maxConnections: Int = 20_000, maxConnectionsPerIP: Int = 256, maxTLSHandshakesPerIPPerSecond: Int = 20,
                 limitExemptions: IPAddressSet = .loopback,

@@ -13,6 +13,7 @@ public struct WebSocketPolicy: Sendable, Hashable {
     /// frames up to the transport's message size limit.
     public var maxFrameSize: Int
 
+    /// Any origin and 64 KiB frames unless told otherwise.
     public init(allowedOrigins: [String] = [], maxFrameSize: Int = 65_536) {
         self.allowedOrigins = allowedOrigins
         self.maxFrameSize = maxFrameSize
