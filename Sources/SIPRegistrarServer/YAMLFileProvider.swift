@@ -59,7 +59,8 @@ package struct YAMLFileProvider: Sendable {
                 ConfigurationError("\(path):\(Self.line(node)): \(message)")
             }
             for (k, v) in top {
-                guard let name = k.string, keys.contains(name) || sections[name] != nil else {
+                // A dotted name (`registrar.min_expires`) is a key inside its section, not a top-level one.
+                guard let name = k.string, !name.contains("."), keys.contains(name) || sections[name] != nil else {
                     throw fail(k, "unknown key '\(k.string ?? "?")'")
                 }
                 guard let notMapping = sections[name] else {

@@ -45,6 +45,11 @@ import Testing
         #expect(throws: ConfigurationError("\(unknown):2: unknown key 'limits.max_binding'")) {
             try ConfigurationLoader.load(file: unknown, environment: [:], overrides: .init())
         }
+        // A section's key is not a top-level key by its dotted name.
+        let dotted = write("registrar.min_expires: 30\n")
+        #expect(throws: ConfigurationError("\(dotted):1: unknown key 'registrar.min_expires'")) {
+            try ConfigurationLoader.load(file: dotted, environment: [:], overrides: .init())
+        }
     }
 
     /// A module's own `validate()` finds the fault; the message still says where the value came
