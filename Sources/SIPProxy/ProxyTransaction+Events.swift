@@ -58,11 +58,11 @@ extension ProxyTransaction {
         conclude(into: &out)
     }
 
-    /// RFC 3261 16.10: the caller's CANCEL is answered 200 at once; if no final response
+    /// RFC 3261 16.10: the caller's CANCEL is answered 200 at once (with our To tag, 9.2); if no final response
     /// went up yet, every branch is cancelled and no new branch is made. The 487 for the
     /// INVITE comes when the branches have ended.
     mutating func onCallerCancel(_ cancel: SIPRequest, into out: inout [ProxyAction]) {
-        out.append(.answerCancel(SIPResponse(to: cancel, statusCode: 200, server: server)))
+        out.append(.answerCancel(SIPResponse(to: cancel, statusCode: 200, toTag: localTag, server: server)))
         guard isInvite, !finalSent, !cancelledByCaller else { return }
         cancelledByCaller = true
         noNewBranches = true

@@ -161,6 +161,11 @@ public struct ProxyTransaction: Sendable {
     /// Targets dropped because they would have taken a SIPS request over a non-TLS hop.
     public let refusedInsecure: Int
 
+    /// The To tag of every response this proxy generates for the request, and of its 200 to
+    /// the caller's CANCEL: RFC 3261 9.2 wants that 200 and the INVITE's response (the 487 we
+    /// make when the branches end) to carry the same one.
+    let localTag = SIPResponse.randomTag()
+
     /// The first actions: `100 Trying` for an INVITE at once (RFC 3261 16.2, 17.2.1), then
     /// the branches of the highest q group. Without targets: `480` and done.
     public mutating func start() -> [ProxyAction] {
@@ -210,8 +215,9 @@ public struct ProxyTransaction: Sendable {
 
     // MARK: Helpers shared with the event handlers
 
+    /// A response this proxy makes itself to the request, with its ``localTag``.
     func generated(_ code: Int) -> SIPResponse {
-        .answering(request.request, code, server: server)
+        SIPResponse(to: request.request, statusCode: code, toTag: localTag, server: server)
     }
 
     mutating func openNextGroup(into out: inout [ProxyAction]) {

@@ -34,6 +34,11 @@ struct CancelAndTimerCTests {
         #expect(end.forwarded.isEmpty)
         #expect(end.upstreamCodes == [487])
         #expect(end.upstream.first?.headers[.cseq] == "314159 INVITE")
+        // RFC 3261 9.2: the 200 to the CANCEL and the 487 to the INVITE carry the same To tag.
+        guard case .answerCancel(let ok)? = r.first else { Issue.record("no 200"); return }
+        let cancelTag = (try? ok.headers.to)??.tag
+        #expect(cancelTag != nil)
+        #expect(cancelTag == (try? end.upstream.first?.headers.to)??.tag)
     }
 
     @Test func callerCancelPrefers487OverOtherFailures() {
