@@ -11,17 +11,6 @@ import Glibc
 /// the key the nodes share; TLS between the nodes, verified against a private CA), and a flow
 /// on a node that cannot be reached fails with 480.
 @Suite(.serialized) struct CrossNodeCallTests {
-    /// A TCP port free right now on 127.0.0.1.
-    func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = loopbackAddress(port: 0)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     @Test func aCallReachesTheFlowAnotherNodeHolds() throws {
         let pg = try PostgresServer()
         defer { pg.destroy() }
@@ -33,7 +22,7 @@ import Glibc
         var started: [ServerProcess] = []
         defer { for s in started { s.stop() } }
         for (name, published) in [("node-a", true), ("node-b", true), ("node-c", false)] {
-            let port = freePort()
+            let port = freeLoopbackPort()
             var yaml = "auth:\n  secret_file: \(dir)/secret\n"
             if published { yaml += "node_address: \"sips:127.0.0.1:\(port)\"\n" }
             let config = dir + "/\(name).yaml"

@@ -111,8 +111,9 @@ final class Linphonec: @unchecked Sendable {
         }
     }
 
-    /// Waits for the account's registration; false if it failed or after `timeout`.
-    func waitRegistered(timeout: TimeInterval = 10) -> Bool {
+    /// Waits for the account's registration; false if it failed or after `timeout` (generous:
+    /// linphonec's start-up alone took over 10 s on this 2-core machine while a build ran).
+    func waitRegistered(timeout: TimeInterval = 30) -> Bool {
         var ok = false
         _ = eventually(timeout: timeout) {
             let text = log

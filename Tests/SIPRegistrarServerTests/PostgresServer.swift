@@ -31,7 +31,7 @@ final class PostgresServer: @unchecked Sendable {
         guard let bin = Self.binDir else { throw Failure(description: "PostgreSQL server binaries not found (apt-get install postgresql)") }
         self.bin = bin
         dir = NSTemporaryDirectory() + "sipreg-pg-\(UUID().uuidString)"
-        port = freeTCPPort()
+        port = freeLoopbackPort()
         mkdir(dir, 0o700)
         let pwfile = dir + "/pw"
         try password.write(toFile: pwfile, atomically: true, encoding: .utf8)
@@ -89,23 +89,6 @@ final class PostgresServer: @unchecked Sendable {
     }
 }
 
-/// A TCP port nobody listens on right now.
-func freeTCPPort() -> Int { freePort(type: SOCK_STREAM) }
-
-/// A loopback port of the given socket type that the kernel just handed out.
-func freePort(type: __socket_type) -> Int {
-    let fd = socket(AF_INET, Int32(type.rawValue), 0)
-    defer { close(fd) }
-    var addr = loopbackAddress(port: 0)
-    _ = withUnsafePointer(to: &addr) { p in
-        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &addr) { p in
-        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-    }
-    return Int(UInt16(bigEndian: addr.sin_port))
-}
 
 /// posix_spawn and waitpid, output through files: Foundation's Process did not reap
 /// `runuser` (it stayed a zombie and `isRunning` stayed true), and a daemon started by

@@ -151,7 +151,7 @@ import Glibc
     }
 
     @Test func startUpProblemsNameTheStore() throws {
-        let port = freeTCPPort()
+        let port = freeLoopbackPort()
         let r = try run(ServerProcess.binary, ["serve", "--udp", "127.0.0.1:0", "--admin", "off",
                                                "--store", "postgres://registrar@127.0.0.1:\(port)/sipreg?sslmode=disable"],
                         timeout: 40, cwd: NSTemporaryDirectory(), env: ["SIP_REGISTRAR_STORE_PASSWORD": "x"])

@@ -157,7 +157,7 @@ import Glibc
         for method in ["REGISTER", "INVITE", "OPTIONS"] {
             let started = Date()
             let r = try run("/usr/bin/svwar", ["--force", "-e100-200", "-m", method, "--domain", "example.com", "-p", String(s.udp),
-                                              "-P", String(freeUDPPort()), "127.0.0.1"], timeout: 120)
+                                              "-P", String(freeLoopbackPort(SOCK_DGRAM)), "127.0.0.1"], timeout: 120)
             let text = r.out + r.err
             #expect(Date().timeIntervalSince(started) < 110, "\(method): svwar did not finish")
             #expect(text.contains("found nothing"), "\(method): \(text.suffix(600))")
@@ -205,4 +205,3 @@ import Glibc
 }
 
 /// A UDP port nobody uses right now.
-func freeUDPPort() -> Int { freePort(type: SOCK_DGRAM) }

@@ -209,11 +209,3 @@ func http(_ method: String, _ url: String, token: String?? = .none, host: String
     return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
 }
 
-/// 127.0.0.1:`port` as a socket address (0: any port, for the kernel to choose).
-func loopbackAddress(port: Int) -> sockaddr_in {
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = in_port_t(UInt16(port).bigEndian)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    return addr
-}

@@ -55,19 +55,6 @@ enum Softphones {
         try? FileManager.default.removeItem(atPath: pki)
     }
 
-    /// A loopback TCP port that was free a moment ago.
-    static func freeTCPPort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return 0 }
-        defer { close(fd) }
-        var addr = loopbackAddress(port: 0)
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-        }
-        return ok ? Int(UInt16(bigEndian: addr.sin_port)) : 0
-    }
-
     /// Whether something accepts a TCP connection on 127.0.0.1:`port`.
     static func accepts(port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -165,7 +152,7 @@ final class Baresip: @unchecked Sendable {
         // The control port is only free "a moment ago": on a clash baresip fails to start; try another.
         var lastOutput = ""
         for _ in 0..<3 {
-            controlPort = Softphones.freeTCPPort()
+            controlPort = freeLoopbackPort()
             try config(modules: modules, certificate: certificate).write(toFile: dir + "/config", atomically: true, encoding: .utf8)
             let c = try ChildProcess(exe, ["-f", dir] + (trace ? ["-s"] : []), cwd: dir)
             child = c
@@ -320,7 +307,7 @@ final class Baresip: @unchecked Sendable {
     }
 
     /// Waits for REGISTER_OK; false on REGISTER_FAIL or after `timeout`.
-    func waitRegistered(timeout: TimeInterval = 10) -> Bool {
+    func waitRegistered(timeout: TimeInterval = 30) -> Bool {
         var ok = false
         _ = eventually(timeout: timeout) {
             let types = allEvents.map(\.type)

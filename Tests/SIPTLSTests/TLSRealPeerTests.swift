@@ -123,7 +123,7 @@ struct TLSTestServer {
     @Test(arguments: ["-tls1_3", "-tls1_2"])
     func ourClientToOpenSSLServer(version: String) async throws {
         let set = TestCerts.ec
-        let port = try freePort()
+        let port = freeLoopbackPort()
         let p = try ChildProcess(Self.openssl, ["s_server", "-accept", "127.0.0.1:\(port)", "-cert", set.serverCert,
                                                 "-key", set.serverKey, "-CAfile", set.ca, "-Verify", "1", "-verify_return_error",
                                                 "-rev", version], stdin: true)
@@ -220,16 +220,6 @@ final class CollectHandler: ChannelInboundHandler, Sendable {
         received.withLockedValue { $0 += "error: \(error)" }
         done.succeed(())
     }
-}
-
-/// A free TCP port on loopback (bound, then released).
-func freePort() throws -> Int {
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    defer { try? group.syncShutdownGracefully() }
-    let ch = try ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).wait()
-    let port = ch.localAddress?.port ?? 0
-    try ch.close().wait()
-    return port
 }
 
 func connectProbe(port: Int) throws -> Bool {
