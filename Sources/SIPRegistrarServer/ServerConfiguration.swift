@@ -132,6 +132,9 @@ package struct ServerConfiguration: Sendable, Hashable {
     /// The admin API's access token file (`admin_token_file`); nil: see ``resolvedAdminTokenFile``.
     package var adminTokenFile: String?
 
+    /// This node's name in a shared store and in its nonces: `node_name`, else `HOSTNAME-PID`.
+    package var resolvedNodeName: String { nodeName ?? HostSystem.defaultNodeName() }
+
     /// Where the admin token is kept: `admin_token_file`, else next to an SQLite store
     /// (`sqlite:data/registrar.sqlite` → `data/admin.token`), else `data/admin.token` in the
     /// working directory (memory and PostgreSQL stores).

@@ -33,7 +33,7 @@ extension RegistrarServer {
         do {
             // Each nonce names the node that issued it; nodes sharing auth.secret_file answer each other's stale=true.
             var nodeAuthConfig = authConfig
-            nodeAuthConfig.nodeName = config.nodeName ?? HostSystem.defaultNodeName()
+            nodeAuthConfig.nodeName = config.resolvedNodeName
             nodeAuthConfig.challengesAsProxy = config.nonRegister == .proxy
             return try Authenticator(configuration: nodeAuthConfig, users: users, hashing: OpenSSLDigestHashing(), secret: secret,
                                               domains: config.domains, clock: clock,

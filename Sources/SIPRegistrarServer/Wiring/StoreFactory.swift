@@ -67,7 +67,7 @@ enum StoreFactory {
         if location.password == nil { location.password = config.storePassword }
         var storeLogger = logger
         storeLogger[metadataKey: "component"] = "store"
-        let pg = PostgresBindingStore(location: location, node: config.nodeName ?? HostSystem.defaultNodeName(),
+        let pg = PostgresBindingStore(location: location, node: config.resolvedNodeName,
                                       logger: storeLogger, health: StoreHealth { metrics.storeUp($0) })
         let client = Task { await pg.runClient() }
         let startSequence: Int64
