@@ -8,12 +8,14 @@
 # in an hour), then starts the server again and measures the time from exec to the
 # "admin" line (every binding loaded and every listener up) and the resident memory
 # then, against an empty server. Needs sqlite3 and a release build. Not part of CI.
+# Release build in SCRATCH (default .build-release, as the other scripts).
 # KEEP=DIR keeps the database in DIR (to profile a start-up: perf record ... serve --store sqlite:DIR/registrar.sqlite).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-1000000}
-swift build -c release --product sip-registrar >/dev/null
-bin=$PWD/.build/release/sip-registrar
+scratch=${SCRATCH:-.build-release}
+swift build -c release --product sip-registrar --scratch-path "$scratch" >/dev/null
+bin=$PWD/$scratch/release/sip-registrar
 work=${KEEP:-$(mktemp -d)}
 mkdir -p "$work"
 rm -f "$work"/registrar.sqlite*

@@ -20,49 +20,177 @@ public enum ContactScheme: UInt8, Sendable, Hashable {
 
 /// One contact bound to an address of record, with everything later stages need
 /// (RFC 3261 10.3, RFC 5626 instance/reg-id, RFC 3327 Path).
+///
+/// Packed: 136 bytes inline, and the values a REGISTER usually carries take two heap
+/// blocks besides the AOR (which the index's key shares): the contact URI, Call-ID and other
+/// parameters in one string, and the record itself. A `<urn:uuid:…>` instance is kept as its
+/// 128 bits, small numbers in the width they need, and the fields few bindings set in one
+/// optional box. Every property reads and writes as its declared type; reading `uri`,
+/// `callID` or `otherParameters` copies the text out (the registrar's own paths use
+/// substring views instead).
 public struct Binding: Sendable, Hashable {
-    /// The normalized address of record (`user@host`), scheme-independent.
-    public var aor: String
-    /// The contact URI as registered.
-    public var uri: String
+    // Declared so that the small fields fill the instance's tail: Swift lays each stored
+    // property out after the previous one's size, not its stride.
+    private var instanceStorage: InstanceID?
     /// The contact URI's scheme class, which decides the lookups that return it (RFC 5630).
     public var scheme: ContactScheme
-    /// q in thousandths; nil when the contact gave none.
-    public var q: Int?
+    /// The transport the REGISTER arrived on.
+    public var transport: SIPTransportProtocol
+    private var hasFlow: Bool
+    /// q in thousandths, `Int16.min` for none.
+    private var qStorage: Int16
+    private var portStorage: UInt16
+    /// The CSeq number of that REGISTER: a later one with the same Call-ID must be higher.
+    public var cseq: UInt32
+    /// `reg-id` + 1, 0 for none; one that does not fit is in `BindingExtras.wideRegID`.
+    private var regIDStorage: UInt32
+    /// UTF-8 lengths of the URI and the Call-ID in `text`.
+    private var uriLength: UInt32
+    private var callIDLength: UInt32
+    /// The normalized address of record (`user@host`), scheme-independent.
+    public var aor: String
+    /// The contact URI, the Call-ID and the other parameters, one after the other: one heap
+    /// block (and one string header) instead of three.
+    private var text: String
+    /// The address the REGISTER came from (IPv6 without brackets).
+    public var sourceHost: String
+    /// The User-Agent header of the REGISTER, if it had one.
+    public var userAgent: String?
     /// When the binding expires, in milliseconds since 1970.
     public var expiresAt: Int64
     /// When the binding was last created or refreshed, in milliseconds since 1970.
     public var updatedAt: Int64
+    private var flowStorage: UInt64
+    private var extras: BindingExtras?
+
+    /// The contact URI as registered.
+    public var uri: String {
+        get { String(uriText) }
+        set { pack(uri: newValue, callID: callIDText, otherParameters: otherParametersText) }
+    }
+
     /// The Call-ID of the REGISTER that last wrote the binding (RFC 3261 10.3 step 7).
-    public var callID: String
-    /// The CSeq number of that REGISTER: a later one with the same Call-ID must be higher.
-    public var cseq: UInt32
-    /// RFC 5626 `+sip.instance`, unquoted.
-    public var instance: String?
-    /// RFC 5626 `reg-id`.
-    public var regID: Int?
+    public var callID: String {
+        get { String(callIDText) }
+        set { pack(uri: uriText, callID: newValue, otherParameters: otherParametersText) }
+    }
+
     /// Other header parameters of the contact (not `expires`, `q`, `+sip.instance`, `reg-id`), as `;a=b` text.
-    public var otherParameters: String
-    /// RFC 3327 Path values, stored only when the UA supports `path`.
-    public var path: [String]
-    /// The User-Agent header of the REGISTER, if it had one.
-    public var userAgent: String?
-    /// The transport the REGISTER arrived on.
-    public var transport: SIPTransportProtocol
-    /// The address the REGISTER came from (IPv6 without brackets) and its port.
-    public var sourceHost: String
+    public var otherParameters: String {
+        get { String(otherParametersText) }
+        set { pack(uri: uriText, callID: callIDText, otherParameters: newValue) }
+    }
+
+    /// The contact URI without a copy.
+    var uriText: Substring { slice(0, Int(uriLength)) }
+    /// The Call-ID without a copy.
+    var callIDText: Substring { slice(Int(uriLength), Int(callIDLength)) }
+    /// The other parameters without a copy.
+    var otherParametersText: Substring {
+        let start = Int(uriLength) + Int(callIDLength)
+        return slice(start, text.utf8.count - start)
+    }
+
+    private func slice(_ offset: Int, _ count: Int) -> Substring {
+        let utf8 = text.utf8
+        let from = utf8.index(utf8.startIndex, offsetBy: offset)
+        let to = utf8.index(from, offsetBy: count)
+        return Substring(utf8[from..<to]) ?? ""  // the pieces are whole strings: always on scalar boundaries
+    }
+
+    /// Sets the URI, the Call-ID and the other parameters at once (one new block).
+    mutating func pack(uri: some StringProtocol, callID: some StringProtocol, otherParameters: some StringProtocol) {
+        var t = ""
+        t.reserveCapacity(uri.utf8.count + callID.utf8.count + otherParameters.utf8.count)
+        t += uri
+        t += callID
+        t += otherParameters
+        text = t
+        uriLength = UInt32(uri.utf8.count)
+        callIDLength = UInt32(callID.utf8.count)
+    }
+
+    /// q in thousandths; nil when the contact gave none.
+    public var q: Int? {
+        get { qStorage == .min ? nil : Int(qStorage) }
+        set { qStorage = newValue.map { Int16(clamping: Swift.max(-Int(Int16.max), $0)) } ?? .min }
+    }
+
+    /// RFC 5626 `+sip.instance`, unquoted.
+    public var instance: String? {
+        get { instanceStorage?.text }
+        set { instanceStorage = newValue.map(InstanceID.init) }
+    }
+
+    /// The instance in its compact form, for matching without building a string.
+    var instanceID: InstanceID? {
+        get { instanceStorage }
+        set { instanceStorage = newValue }
+    }
+
+    /// RFC 5626 `reg-id`.
+    public var regID: Int? {
+        get { regIDStorage == 0 ? extras?.wideRegID : Int(regIDStorage - 1) }
+        set {
+            if let v = newValue, v >= 0, v < Int(UInt32.max) {
+                regIDStorage = UInt32(v + 1)
+                if extras?.wideRegID != nil { setExtras(wideRegID: .some(nil)) }
+            } else {
+                regIDStorage = 0
+                setExtras(wideRegID: .some(newValue))
+            }
+        }
+    }
+
     /// The port the REGISTER came from.
-    public var sourcePort: Int
+    public var sourcePort: Int {
+        get { Int(portStorage) }
+        set { portStorage = UInt16(clamping: newValue) }
+    }
+
     /// The connection it arrived on (TCP/TLS), which a later request to this contact should reuse.
-    public var flowID: UInt64?
+    public var flowID: UInt64? {
+        get { hasFlow ? flowStorage : nil }
+        set {
+            hasFlow = newValue != nil
+            flowStorage = newValue ?? 0
+        }
+    }
+
+    /// RFC 3327 Path values, stored only when the UA supports `path`.
+    public var path: [String] {
+        get { extras?.path ?? [] }
+        set { setExtras(path: newValue) }
+    }
+
     /// The TLS client identity (a certificate URI or an authenticated user) that made it.
-    public var tlsIdentity: String?
+    public var tlsIdentity: String? {
+        get { extras?.tlsIdentity }
+        set { setExtras(tlsIdentity: .some(newValue)) }
+    }
+
     /// With a store shared by several registrar nodes: the node that wrote the binding and
     /// holds its connection (`flowID` is that node's). Nil for a binding made here.
-    public var node: String?
+    public var node: String? {
+        get { extras?.node }
+        set { setExtras(node: .some(newValue)) }
+    }
+
     /// For a binding another node holds (`node`): the id of its connection on that node, which
     /// a request forwarded there names (issue "Several nodes, one truth"). Never one of ours.
-    public var remoteFlowID: UInt64?
+    public var remoteFlowID: UInt64? {
+        get { extras?.remoteFlowID }
+        set { setExtras(remoteFlowID: .some(newValue)) }
+    }
+
+    /// Replaces the box of rarely set fields, changing those given (a `.some(nil)` clears one).
+    private mutating func setExtras(path: [String]? = nil, tlsIdentity: String?? = nil, node: String?? = nil,
+                                    remoteFlowID: UInt64?? = nil, wideRegID: Int?? = nil) {
+        let old = extras
+        extras = BindingExtras.make(path: path ?? old?.path ?? [], tlsIdentity: tlsIdentity ?? old?.tlsIdentity,
+                                    node: node ?? old?.node, remoteFlowID: remoteFlowID ?? old?.remoteFlowID,
+                                    wideRegID: wideRegID ?? old?.wideRegID)
+    }
 
     /// A binding with every field given; the optional ones default to absent.
     ///
@@ -73,26 +201,34 @@ public struct Binding: Sendable, Hashable {
                 path: [String] = [], userAgent: String? = nil, transport: SIPTransportProtocol, sourceHost: String,
                 sourcePort: Int, flowID: UInt64? = nil, tlsIdentity: String? = nil, node: String? = nil,
                 remoteFlowID: UInt64? = nil) {
-        self.aor = aor
-        self.uri = uri
+        self.instanceStorage = instance.map(InstanceID.init)
         self.scheme = scheme
-        self.q = q
+        self.transport = transport
+        self.hasFlow = flowID != nil
+        self.qStorage = .min
+        self.portStorage = UInt16(clamping: sourcePort)
+        self.cseq = cseq
+        self.regIDStorage = 0
+        self.uriLength = 0
+        self.callIDLength = 0
+        self.aor = aor
+        self.text = ""
+        self.sourceHost = sourceHost
+        self.userAgent = userAgent
         self.expiresAt = expiresAt
         self.updatedAt = updatedAt
-        self.callID = callID
-        self.cseq = cseq
-        self.instance = instance
-        self.regID = regID
-        self.otherParameters = otherParameters
-        self.path = path
-        self.userAgent = userAgent
-        self.transport = transport
-        self.sourceHost = sourceHost
-        self.sourcePort = sourcePort
-        self.flowID = flowID
-        self.tlsIdentity = tlsIdentity
-        self.node = node
-        self.remoteFlowID = remoteFlowID
+        self.flowStorage = flowID ?? 0
+        let wide: Int?
+        if let regID, regID >= 0, regID < Int(UInt32.max) {
+            regIDStorage = UInt32(regID + 1)
+            wide = nil
+        } else {
+            wide = regID
+        }
+        self.extras = BindingExtras.make(path: path, tlsIdentity: tlsIdentity, node: node, remoteFlowID: remoteFlowID,
+                                         wideRegID: wide)
+        self.q = q
+        pack(uri: uri, callID: callID, otherParameters: otherParameters)
     }
 
     /// `host:port` of the source, IPv6 in brackets.
@@ -118,15 +254,23 @@ public struct Binding: Sendable, Hashable {
     /// The Contact header value for a 200 OK: `<uri>;expires=N;q=..;params`.
     public func contactHeaderValue(at now: Int64) -> String {
         var out = ""
-        out.reserveCapacity(uri.utf8.count + 24 + otherParameters.utf8.count + (instance?.utf8.count ?? 0) + 32)
+        let uri = uriText, otherParameters = otherParametersText
+        out.reserveCapacity(uri.utf8.count + 24 + otherParameters.utf8.count + (instanceStorage == nil ? 0 : 64) + 32)
         out += "<"
         out += uri
         out += ">;expires="
         out += String(remainingSeconds(at: now))
         if let q { out += ";q=" + SIPContact.formatQ(q) }
-        if let instance {
+        switch instanceStorage {
+        case nil: break
+        case .text(let instance):
             out += ";+sip.instance="
             out += quote(instance)
+        case .uuid:
+            // The packed form has no quote or backslash to escape: written without a copy.
+            out += ";+sip.instance=\""
+            instanceStorage?.append(to: &out)
+            out += "\""
         }
         if let regID {
             out += ";reg-id="
@@ -141,7 +285,7 @@ public struct Binding: Sendable, Hashable {
 struct ContactKey {
     var uri: SIPURI?
     var uriText: String
-    var instance: String?
+    var instance: InstanceID?
     var regID: Int?
 }
 

@@ -18,7 +18,7 @@ struct ContactIndex {
     private(set) var count = 0
 
     private struct InstanceKey: Hashable {
-        var instance: String
+        var instance: InstanceID
         var regID: Int?
     }
 
@@ -36,10 +36,10 @@ struct ContactIndex {
         if let instance = key.instance {
             return byInstance[InstanceKey(instance: instance, regID: key.regID)]?.first { i in
                 guard let b = slots[i] else { return false }
-                return b.instance == instance && b.regID == key.regID
+                return b.instanceID == instance && b.regID == key.regID
             }
         }
-        if let hit = byText[key.uriText]?.first(where: { slots[$0]?.uri == key.uriText }) { return hit }
+        if let hit = byText[key.uriText]?.first(where: { slots[$0].map { $0.uriText == key.uriText } ?? false }) { return hit }
         guard let theirs = key.uri else { return nil }
         return byEquivalence[theirs.equivalenceKey]?.first { i in
             guard slots[i] != nil, let mine = parsed[i] else { return false }
@@ -66,14 +66,16 @@ struct ContactIndex {
     private mutating func put(_ b: Binding, at i: Int) {
         let old = slots[i]
         slots[i] = b
-        if old?.uri != b.uri {
-            let uri = SIPURI(b.uri)
+        let text = b.uriText
+        if old.map({ $0.uriText != text }) ?? true {
+            let owned = String(text)
+            let uri = SIPURI(owned)
             WorkCounter.count(1)
             parsed[i] = uri
-            byText[b.uri, default: []].append(i)
+            byText[owned, default: []].append(i)
             if let uri { byEquivalence[uri.equivalenceKey, default: []].append(i) }
         }
-        if let instance = b.instance, old?.instance != instance || old?.regID != b.regID {
+        if let instance = b.instanceID, old?.instanceID != instance || old?.regID != b.regID {
             byInstance[InstanceKey(instance: instance, regID: b.regID), default: []].append(i)
         }
     }

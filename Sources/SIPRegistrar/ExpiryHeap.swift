@@ -1,12 +1,14 @@
 /// A binary min-heap of expiry times. Refreshing a binding pushes a new entry and
-/// leaves the old one in place; `popExpired` skips entries that no longer match the
-/// binding (lazy deletion), so expiring k of n bindings costs O(k log n) and a
-/// REGISTER never scans the store.
+/// leaves the old one in place; an entry that pops finds no binding of its address of
+/// record expired by then and is skipped (lazy deletion), so expiring k of n bindings
+/// costs O(k log n) and a REGISTER never scans the store.
+///
+/// An entry names the address of record only (24 bytes): the expiry removes whichever of
+/// that AOR's few bindings are due, which also covers the binding the entry was pushed for.
 struct ExpiryHeap: Sendable {
     struct Entry: Sendable {
         var expiresAt: Int64
         var aor: String
-        var uri: String
     }
 
     private(set) var entries: [Entry] = []

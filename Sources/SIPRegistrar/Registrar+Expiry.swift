@@ -11,10 +11,9 @@ extension Registrar {
         let expired = state.withLock { s -> [Binding] in
             var gone: [Binding] = []
             for e in s.heap.popDue(now: t) {
-                guard let list = s.records[e.aor],
-                      let i = list.firstIndex(where: { $0.uri == e.uri && $0.expiresAt <= t }) else { continue }
-                var rest = list
-                gone.append(rest.remove(at: i))
+                guard let list = s.records[e.aor], list.contains(where: { !$0.isActive(at: t) }) else { continue }
+                let rest = list.filter { $0.isActive(at: t) }
+                gone += list.filter { !$0.isActive(at: t) }
                 s.setBindings(e.aor, from: list, to: rest)
             }
             // Keep the heap proportional to the bindings: stale entries come from refreshes.

@@ -91,7 +91,8 @@ extension Registrar {
         // Path matters only when the request carries one (RFC 3327); look at Supported only then.
         let wantsPath = h.contains(.path) && h.splitValues(.supported).contains { $0.lowercased() == "path" }
         let path = wantsPath ? h.splitValues(.path).map { String($0) } : []
-        let template = Binding(aor: aor, uri: "", scheme: .sip, expiresAt: 0, updatedAt: 0, callID: String(callID),
+        // The contact URI, Call-ID and parameters are packed per contact (apply), so none here.
+        let template = Binding(aor: aor, uri: "", scheme: .sip, expiresAt: 0, updatedAt: 0, callID: "",
                                cseq: cseq.sequence, path: path, userAgent: h.userAgent.map { userAgents.intern($0) },
                                transport: source.transport, sourceHost: source.remoteHost,
                                sourcePort: source.remotePort, flowID: source.flowID,
@@ -134,7 +135,7 @@ extension Registrar {
                 }
                 let uriText = c.uriText.map { String($0) } ?? c.uri.description
                 updates.append(ContactUpdate(
-                    key: ContactKey(uri: c.uri, uriText: uriText, instance: c.instance, regID: c.regID),
+                    key: ContactKey(uri: c.uri, uriText: uriText, instance: c.instance.map(InstanceID.init), regID: c.regID),
                     scheme: ContactScheme(c.uri), parameters: other, q: c.hasInvalidQ ? nil : c.qValue,
                     expires: expires))
             }
@@ -168,7 +169,7 @@ extension Registrar {
                     s.markUnsure(plan.aor, applied.changes, now: now)
                     if (s.records[plan.aor] ?? []) == applied.after {
                         s.setBindings(plan.aor, from: applied.after, to: applied.before)
-                        for b in applied.before { s.heap.push(.init(expiresAt: b.expiresAt, aor: b.aor, uri: b.uri)) }
+                        for b in applied.before { s.heap.push(.init(expiresAt: b.expiresAt, aor: b.aor)) }
                     }
                 }
                 return fail(request, .storeUnavailable(retryAfter: 5))
@@ -205,7 +206,7 @@ extension Registrar {
             break
         case .removeAll:
             // Step 6 applied to "*": a binding from the same Call-ID needs a higher CSeq.
-            for b in current where b.callID == plan.callID && plan.cseq <= b.cseq { throw .invalidCSeq }
+            for b in current where b.callIDText == plan.callID && plan.cseq <= b.cseq { throw .invalidCSeq }
             for b in current {
                 changes.append(.remove(aor: b.aor, uri: b.uri))
                 note(.removed(b))
@@ -225,7 +226,7 @@ extension Registrar {
             for u in updates {
                 // The CSeq rule compares with what was stored before this request.
                 let wasStored = before.find(u.key)
-                if let w = wasStored, let old = before[w], old.callID == plan.callID, plan.cseq <= old.cseq {
+                if let w = wasStored, let old = before[w], old.callIDText == plan.callID, plan.cseq <= old.cseq {
                     throw .invalidCSeq
                 }
                 let existing = index.find(u.key)
@@ -240,16 +241,15 @@ extension Registrar {
                     continue
                 }
                 var b = plan.template
-                b.uri = u.key.uriText
+                b.pack(uri: u.key.uriText, callID: plan.callID, otherParameters: u.parameters)
                 b.scheme = u.scheme
-                b.otherParameters = u.parameters
                 b.q = u.q
-                b.instance = u.key.instance
+                b.instanceID = u.key.instance
                 b.regID = u.key.regID
                 b.expiresAt = now + Int64(u.expires) * 1000
                 b.updatedAt = now
                 if let i = existing, let old = index[i] {
-                    if old.uri != b.uri { changes.append(.remove(aor: old.aor, uri: old.uri)) }
+                    if old.uriText != b.uriText { changes.append(.remove(aor: old.aor, uri: old.uri)) }
                     index.replace(at: i, with: b)
                     note(wasStored != nil ? .refreshed(b) : .created(b))
                 } else {
@@ -294,7 +294,7 @@ extension Registrar {
         }
         s.setBindings(plan.aor, from: stored, to: next)
         for case .upsert(let b) in changes {
-            s.heap.push(.init(expiresAt: b.expiresAt, aor: b.aor, uri: b.uri))
+            s.heap.push(.init(expiresAt: b.expiresAt, aor: b.aor))
         }
         return Applied(before: stored, after: next, changes: changes, events: events)
     }

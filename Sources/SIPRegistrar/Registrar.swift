@@ -78,7 +78,7 @@ public final class Registrar: SIPReceiver {
             var entries: [ExpiryHeap.Entry] = []
             entries.reserveCapacity(bindingCount)
             for (aor, list) in records {
-                for b in list { entries.append(.init(expiresAt: b.expiresAt, aor: aor, uri: b.uri)) }
+                for b in list { entries.append(.init(expiresAt: b.expiresAt, aor: aor)) }
             }
             heap.rebuild(entries)
         }
@@ -164,6 +164,7 @@ public final class Registrar: SIPReceiver {
                 }
                 // Connections do not survive a restart: the flow ids of another process mean nothing here.
                 b.flowID = nil
+                b.userAgent = b.userAgent.map(userAgents.intern)
                 grouped[b.aor, default: []].append(b)
                 n += 1
             }
@@ -269,6 +270,7 @@ extension Registrar {
             fresh.reserveCapacity(bindings.count)
             for var b in bindings where b.isActive(at: now) {
                 b.flowID = nil
+                b.userAgent = b.userAgent.map(userAgents.intern)
                 if let localNode, b.node == localNode, let mine = old.first(where: { $0.uri == b.uri }) {
                     b.flowID = mine.flowID
                     b.node = nil
@@ -277,7 +279,7 @@ extension Registrar {
                 fresh.append(b)
             }
             s.setBindings(aor, from: old, to: fresh)
-            for b in fresh { s.heap.push(.init(expiresAt: b.expiresAt, aor: aor, uri: b.uri)) }
+            for b in fresh { s.heap.push(.init(expiresAt: b.expiresAt, aor: aor)) }
             return true
         }
         if replaced { scheduleExpiry() }

@@ -15,4 +15,15 @@ final class StringInterner: Sendable {
         }
         return owned
     }
+
+    /// The shared copy of `text`, which becomes the shared copy when there is none yet
+    /// (values read back from a store, where each row has its own).
+    func intern(_ text: String) -> String {
+        let key = Substring(text)
+        return table.withLock { t in
+            if let hit = t[key] { return hit }
+            if t.count < capacity { t[key] = text }
+            return text
+        }
+    }
 }

@@ -18,9 +18,12 @@ enum PostgresBindingTable {
             rows = try await conn.query("SELECT \(unescaped: selected) FROM sip_registrar_bindings", logger: logger)
         }
         var out: [Binding] = []
+        var shared = SharedText()
         for try await row in rows {
             let r = row.makeRandomAccess()
-            if let b = try BindingRow.binding(from: r, writtenBy: .node(try r["node"].decode(String.self))) { out.append(b) }
+            if let b = try BindingRow.binding(from: r, writtenBy: .node(try r["node"].decode(String.self)), sharing: &shared) {
+                out.append(b)
+            }
         }
         return out
     }

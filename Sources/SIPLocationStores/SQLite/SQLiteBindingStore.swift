@@ -93,8 +93,9 @@ public final class SQLiteBindingStore: BindingStore {
             var out: [Binding] = []
             out.reserveCapacity(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM bindings") ?? 0)
             let rows = try Row.fetchCursor(db, sql: "SELECT * FROM bindings")
+            var shared = SharedText()
             while let row = try rows.next() {
-                if let b = try BindingRow.binding(from: row, writtenBy: .thisProcess) { out.append(b) }
+                if let b = try BindingRow.binding(from: row, writtenBy: .thisProcess, sharing: &shared) { out.append(b) }
             }
             return out
         }
