@@ -27,6 +27,11 @@ int CSIPTLSShims_SSL_set_tlsext_host_name(SSL *ssl, const char *name) {
     return (int)SSL_set_tlsext_host_name(ssl, name);
 }
 long CSIPTLSShims_BIO_set_mem_eof_return(BIO *bio, long value) { return BIO_set_mem_eof_return(bio, value); }
+size_t CSIPTLSShims_BIO_mem_capacity(BIO *bio) {
+    BUF_MEM *m = NULL;
+    if (BIO_get_mem_ptr(bio, &m) <= 0 || m == NULL) return 0;
+    return m->max;
+}
 int CSIPTLSShims_sk_GENERAL_NAME_num(const GENERAL_NAMES *names) { return sk_GENERAL_NAME_num(names); }
 const GENERAL_NAME *CSIPTLSShims_sk_GENERAL_NAME_value(const GENERAL_NAMES *names, int i) {
     return sk_GENERAL_NAME_value(names, i);

@@ -23,7 +23,10 @@ extension TLSHandler {
         switch machine.state {
         case .idle, .handshaking:
             flushRequested = true
-        case .active, .closing, .closed:
+        case .active:
+            context.flush()
+            if buffered.isEmpty { connection?.releaseIdleBuffers() }
+        case .closing, .closed:
             context.flush()
         }
     }

@@ -28,7 +28,8 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var machine = StateMachine()
     /// Plaintext not yet encrypted: written before the handshake completed, or after a write
     /// OpenSSL could not finish until it has read (``writeBlockedOnRead``). In order.
-    var buffered = CircularBuffer<(ByteBuffer, EventLoopPromise<Void>?)>()
+    /// Starts with room for one: most connections never buffer (16 slots cost 560 bytes each).
+    var buffered = CircularBuffer<(ByteBuffer, EventLoopPromise<Void>?)>(initialCapacity: 1)
     var bufferedBytes = 0
     /// OpenSSL answered want-read in the middle of a write: what is left waits in `buffered`
     /// and is retried after the next read.
@@ -154,6 +155,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.fireChannelReadComplete()
         }
         context.flush()
+        if machine.state == .active, buffered.isEmpty { connection?.releaseIdleBuffers() }
     }
 
     /// Classifies the end of the transport: ``TLSError/eofDuringHandshake``, ``TLSError/uncleanShutdown``
@@ -347,7 +349,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func failBuffered(_ error: any Error) {
         let pending = buffered
-        buffered = CircularBuffer()
+        buffered = CircularBuffer(initialCapacity: 1)
         bufferedBytes = 0
         writeBlockedOnRead = false
         for (_, promise) in pending { promise?.fail(error) }

@@ -19,7 +19,9 @@ final class StreamConnectionHandler: ChannelInboundHandler {
     private var admittedIP: String?
     private var sawValidMessage = false
     private var lastActivity = NIODeadline.now()
-    private var idleTimer: Scheduled<Void>?
+    /// On the dispatcher's timer wheel: an entry there costs about half of an NIO scheduled
+    /// task with its promise, and every idle connection carries one for its whole life.
+    private var idleTimer: (any SIPScheduledTimer)?
 
     /// The limit slot an outbound connection took before connecting; released when it closes.
     private let outboundAdmission: String?
@@ -156,10 +158,19 @@ final class StreamConnectionHandler: ChannelInboundHandler {
 
     private func scheduleIdleCheck(context: ChannelHandlerContext, after delay: Duration) {
         idleTimer?.cancel()
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        idleTimer = context.eventLoop.scheduleTask(in: .nanoseconds(delay.nanoseconds)) {
-            let (handler, context) = bound.value
-            handler.idleCheck(context: context)
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        idleTimer = dispatcher.schedule(after: delay) {
+            // The wheel of the loop that armed it fires on that loop; hop there if not.
+            if loop.inEventLoop {
+                let (handler, context) = bound.value
+                handler.idleCheck(context: context)
+            } else {
+                loop.execute {
+                    let (handler, context) = bound.value
+                    handler.idleCheck(context: context)
+                }
+            }
         }
     }
 

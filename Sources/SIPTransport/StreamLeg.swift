@@ -27,12 +27,19 @@ final class StreamLeg: Sendable {
         self.dispatcher = dispatcher
     }
 
+    /// Read buffers for connections: NIO keeps each connection's last read buffer for the
+    /// next read, and its default starts at 2 KiB, which an idle softphone connection would
+    /// hold for its whole life. Starting at 512 bytes (a REGISTER's size) and adapting up to
+    /// 64 KiB under load keeps about 1.5 KiB less per idle connection.
+    static let receiveBuffers = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65_536)
+
     static func bind(transport: SIPTransportProtocol, host: String, port: Int, tls: TLS?, dispatcher: Dispatcher) async throws -> StreamLeg {
         let config = dispatcher.configuration
         let channel = try await ServerBootstrap(group: dispatcher.group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 1024)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.recvAllocator, value: StreamLeg.receiveBuffers)
             .childChannelOption(.writeBufferWaterMark,
                                 value: .init(low: config.maxQueuedBytesPerConnection / 2, high: config.maxQueuedBytesPerConnection))
             .childChannelInitializer { child in
@@ -95,6 +102,7 @@ final class StreamLeg: Sendable {
         do {
             return try await ClientBootstrap(group: loop)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.recvAllocator, value: StreamLeg.receiveBuffers)
                 .connectTimeout(.seconds(5))
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {

@@ -21,6 +21,8 @@ long CSIPTLSShims_SSL_CTX_set_session_cache_mode(SSL_CTX *ctx, long mode);
 int CSIPTLSShims_SSL_CTX_add1_chain_cert(SSL_CTX *ctx, X509 *cert);
 int CSIPTLSShims_SSL_set_tlsext_host_name(SSL *ssl, const char *name);
 long CSIPTLSShims_BIO_set_mem_eof_return(BIO *bio, long value);
+/// The bytes a memory BIO has allocated for its data (BUF_MEM max), 0 when it has none.
+size_t CSIPTLSShims_BIO_mem_capacity(BIO *bio);
 int CSIPTLSShims_sk_GENERAL_NAME_num(const GENERAL_NAMES *names);
 const GENERAL_NAME *CSIPTLSShims_sk_GENERAL_NAME_value(const GENERAL_NAMES *names, int i);
 void CSIPTLSShims_GENERAL_NAMES_free(GENERAL_NAMES *names);
