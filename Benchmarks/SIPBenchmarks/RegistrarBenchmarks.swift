@@ -1,6 +1,7 @@
 import SIPMessage
 import SIPRegistrar
 import CAllocCounter
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -71,6 +72,22 @@ enum RegistrarBenchmarks {
         return results
     }
 
+    /// Exactly `count` REGISTERs through the same path as the timed benchmark, for an
+    /// instruction count that does not depend on the machine's noise.
+    static func registerCount(_ count: Int) async {
+        guard let registrar = try? Registrar(configuration: RegistrarConfiguration(minExpires: 60, maxExpires: 3600)) else {
+            fatalError("configuration")
+        }
+        let parser = SIPMessageParser()
+        var template = Template()
+        for n in 0..<count {
+            template.setUser(n + 1)
+            guard case .request(let r) = try? parser.parse(template.bytes) else { fatalError("parse") }
+            guard case .respond(let response) = await registrar.receive(r, from: source) else { fatalError("not answered") }
+            blackHole(response.serialized())
+        }
+    }
+
     /// Memory per binding: registers `count` AORs with one binding each and reports
     /// the growth of the C heap (mallinfo2 uordblks) divided by `count`.
     static func memory(count: Int) async -> String {
@@ -126,4 +143,19 @@ extension String {
         out += rest
         return out
     }
+}
+
+/// Runs each job at once on the thread that enqueues it, so that no worker thread starts.
+/// Sendable: it has no state.
+final class InlineTaskExecutor: TaskExecutor {
+    func enqueue(_ job: consuming ExecutorJob) {
+        job.runSynchronously(on: asUnownedTaskExecutor())
+    }
+}
+
+/// Set once from the task, read after it: both on the same thread (the task ran inline).
+final class InlineCompletion: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
 }

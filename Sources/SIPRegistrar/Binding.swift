@@ -263,13 +263,13 @@ public struct Binding: Sendable, Hashable {
         if let q { out += ";q=" + SIPContact.formatQ(q) }
         switch instanceStorage {
         case nil: break
-        case .text(let instance):
+        case .text(let instance)?:
             out += ";+sip.instance="
             out += quote(instance)
-        case .uuid:
-            // The packed form has no quote or backslash to escape: written without a copy.
+        case .uuid?:
+            // The packed form has no quote or backslash to escape.
             out += ";+sip.instance=\""
-            instanceStorage?.append(to: &out)
+            out += instanceStorage?.text ?? ""
             out += "\""
         }
         if let regID {

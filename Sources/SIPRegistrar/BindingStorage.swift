@@ -61,19 +61,6 @@ enum InstanceID: Sendable, Hashable {
         return (high, low)
     }
 
-    /// Appends the value as registered.
-    func append(to out: inout String) {
-        switch self {
-        case .text(let s): out += s
-        case .uuid(let high, let low):
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Self.length) { buffer in
-                Self.write(high, low, into: buffer)
-                // ASCII only: appended as scalars, without a temporary string.
-                out.unicodeScalars.append(contentsOf: buffer.lazy.map { Unicode.Scalar($0) })
-            }
-        }
-    }
-
     private static func format(_ high: UInt64, _ low: UInt64) -> String {
         String(unsafeUninitializedCapacity: length) { write(high, low, into: $0) }
     }

@@ -50,27 +50,33 @@ struct ContactIndex {
 
     subscript(position: Int) -> Binding? { slots[position] }
 
-    mutating func append(_ b: Binding) {
+    /// Adds a binding; `parsed` is its URI when the caller parsed it already.
+    mutating func append(_ b: Binding, parsed uri: SIPURI? = nil) {
         slots.append(nil)
         parsed.append(nil)
         count += 1
-        put(b, at: slots.count - 1)
+        put(b, at: slots.count - 1, parsed: uri)
     }
 
     /// Replaces the binding at `position` (a refresh, possibly with another URI text), in place.
-    mutating func replace(at position: Int, with b: Binding) {
+    mutating func replace(at position: Int, with b: Binding, parsed uri: SIPURI? = nil) {
         if slots[position] == nil { count += 1 }
-        put(b, at: position)
+        put(b, at: position, parsed: uri)
     }
 
-    private mutating func put(_ b: Binding, at i: Int) {
+    private mutating func put(_ b: Binding, at i: Int, parsed given: SIPURI?) {
         let old = slots[i]
         slots[i] = b
         let text = b.uriText
         if old.map({ $0.uriText != text }) ?? true {
             let owned = String(text)
-            let uri = SIPURI(owned)
-            WorkCounter.count(1)
+            let uri: SIPURI?
+            if let given {
+                uri = given
+            } else {
+                uri = SIPURI(owned)
+                WorkCounter.count(1)
+            }
             parsed[i] = uri
             byText[owned, default: []].append(i)
             if let uri { byEquivalence[uri.equivalenceKey, default: []].append(i) }

@@ -29,14 +29,14 @@ extension Registrar {
         var cseq: UInt32
         var path: [String]
         var echoPath: Bool
-        var template: Binding
     }
 
     struct ContactUpdate {
         var key: ContactKey
-        var scheme: ContactScheme
-        var parameters: String
-        var q: Int?
+        /// The binding it writes, but for its times (set when the index is updated); built
+        /// here, outside the registrar's lock, so that the lock only covers the index work.
+        /// Nil for a removal (`expires` 0).
+        var binding: Binding?
         var expires: Int
     }
 
@@ -99,7 +99,7 @@ extension Registrar {
                                tlsIdentity: source.authenticationMethod == .certificate
                                    ? source.authenticatedIdentity : source.tlsPeer?.sipURIs.first)
         var plan = RegisterPlan(aor: aor, action: .fetch, callID: String(callID), cseq: cseq.sequence, path: path,
-                                echoPath: wantsPath && !path.isEmpty, template: template)
+                                echoPath: wantsPath && !path.isEmpty)
 
         switch contactHeader {
         case nil:
@@ -134,10 +134,18 @@ extension Registrar {
                     other = params.serialized
                 }
                 let uriText = c.uriText.map { String($0) } ?? c.uri.description
-                updates.append(ContactUpdate(
-                    key: ContactKey(uri: c.uri, uriText: uriText, instance: c.instance.map(InstanceID.init), regID: c.regID),
-                    scheme: ContactScheme(c.uri), parameters: other, q: c.hasInvalidQ ? nil : c.qValue,
-                    expires: expires))
+                let key = ContactKey(uri: c.uri, uriText: uriText, instance: c.instance.map(InstanceID.init), regID: c.regID)
+                var binding: Binding?
+                if expires != 0 {
+                    var b = template
+                    b.pack(uri: uriText, callID: callID, otherParameters: other)
+                    b.scheme = ContactScheme(c.uri)
+                    b.q = c.hasInvalidQ ? nil : c.qValue
+                    b.instanceID = key.instance
+                    b.regID = key.regID
+                    binding = b
+                }
+                updates.append(ContactUpdate(key: key, binding: binding, expires: expires))
             }
             plan.action = .update(updates)
         }
@@ -240,20 +248,15 @@ extension Registrar {
                     }
                     continue
                 }
-                var b = plan.template
-                b.pack(uri: u.key.uriText, callID: plan.callID, otherParameters: u.parameters)
-                b.scheme = u.scheme
-                b.q = u.q
-                b.instanceID = u.key.instance
-                b.regID = u.key.regID
+                guard var b = u.binding else { continue }  // always set when expires is not 0
                 b.expiresAt = now + Int64(u.expires) * 1000
                 b.updatedAt = now
                 if let i = existing, let old = index[i] {
                     if old.uriText != b.uriText { changes.append(.remove(aor: old.aor, uri: old.uri)) }
-                    index.replace(at: i, with: b)
+                    index.replace(at: i, with: b, parsed: u.key.uri)
                     note(wasStored != nil ? .refreshed(b) : .created(b))
                 } else {
-                    index.append(b)
+                    index.append(b, parsed: u.key.uri)
                     addedNew = true
                     note(.created(b))
                 }
