@@ -43,8 +43,8 @@ public struct RegistrarConfiguration: Sendable, Hashable {
     /// At most this many addresses of record; nil for no limit (503 as for `maxBindings`).
     public var maxAORs: Int?
 
-    /// The default for ``maxBindings`` and ``maxAORs``: at about 750 bytes a binding, 4,000,000
-    /// bindings take about 3 GiB, well within a 24 GiB machine beside everything else.
+    /// The default for ``maxBindings`` and ``maxAORs``: at about 500 bytes a binding, 4,000,000
+    /// bindings take about 2 GiB, well within a 24 GiB machine beside everything else.
     public static let defaultMaxBindings = 4_000_000
     /// No REGISTER may carry more contacts than this, whatever the per-AOR limit: refused
     /// (403) before any contact is matched.
