@@ -12,8 +12,9 @@ rates=("${@:-2000 5000 10000 16000}")
 read -r -a rates <<<"${rates[*]}"
 secs=${STEP_S:-8}
 port=${PORT:-15070}
-swift build -c release --product SIPBenchmarks >/dev/null
-bin=.build/release/SIPBenchmarks
+scratch=${SCRATCH:-.build-release}  # the release build the other scripts use
+swift build -c release --product SIPBenchmarks --scratch-path "$scratch" >/dev/null
+bin=$scratch/release/SIPBenchmarks
 work=$(mktemp -d)
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
 "$bin" dispatcher-server "$port" "$port" >"$work/server.log" 2>&1 &

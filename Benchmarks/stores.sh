@@ -17,8 +17,9 @@ root=$PWD
 transport=${1:-udp}
 bench=${BENCH:-/tmp/sip-bench}
 [[ -d "$bench" ]] || cp -r "$root/../shared/bench" "$bench"
-swift build -c release --product sip-registrar >/dev/null
-bin=$root/.build/release/sip-registrar
+scratch=${SCRATCH:-.build-release}  # the release build the other scripts use
+swift build -c release --product sip-registrar --scratch-path "$scratch" >/dev/null
+bin=$root/$scratch/release/sip-registrar
 
 work=$(mktemp -d)
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)

@@ -17,8 +17,9 @@ work=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 certs/generate.sh --out "$work/certs" >/dev/null
-swift build -c release --product SIPBenchmarks >/dev/null
-bin=.build/release/SIPBenchmarks
+scratch=${SCRATCH:-.build-release}  # the release build the other scripts use
+swift build -c release --product SIPBenchmarks --scratch-path "$scratch" >/dev/null
+bin=$scratch/release/SIPBenchmarks
 ours=16443 theirs=16444
 
 "$bin" tls-server $ours "$work/certs/server.pem" "$work/certs/server.key" >/dev/null 2>&1 & pids+=($!); ourpid=$!
