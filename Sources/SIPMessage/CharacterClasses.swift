@@ -152,10 +152,15 @@ func asciiLowercased<S: StringProtocol>(_ s: S) -> String {
     return String(decoding: s.utf8.map { ($0 >= 65 && $0 <= 90) ? $0 | 0x20 : $0 }, as: UTF8.self)
 }
 
-/// ASCII-case-insensitive equality without allocating.
+/// ASCII-case-insensitive equality without allocating. Compares the contiguous bytes when
+/// both sides have them (the parser's strings always do), else byte by byte through the views.
 @inlinable
 func asciiCaseInsensitiveEquals<A: StringProtocol, B: StringProtocol>(_ a: A, _ b: B) -> Bool {
     let ua = a.utf8, ub = b.utf8
+    let fast: Bool?? = ua.withContiguousStorageIfAvailable { pa in
+        ub.withContiguousStorageIfAvailable { pb in asciiCaseInsensitiveEquals(pa, pb) }
+    }
+    if case .some(.some(let equal)) = fast { return equal }
     guard ua.count == ub.count else { return false }
     var ia = ua.makeIterator(), ib = ub.makeIterator()
     while let x = ia.next(), let y = ib.next() {
@@ -166,6 +171,36 @@ func asciiCaseInsensitiveEquals<A: StringProtocol, B: StringProtocol>(_ a: A, _ 
         }
     }
     return true
+}
+
+/// ASCII-case-insensitive equality of two byte buffers.
+@inlinable
+func asciiCaseInsensitiveEquals(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+    guard a.count == b.count else { return false }
+    for i in 0..<a.count {
+        let x = a[i], y = b[i]
+        if x != y {
+            let lx = (x >= 65 && x <= 90) ? x | 0x20 : x
+            let ly = (y >= 65 && y <= 90) ? y | 0x20 : y
+            if lx != ly { return false }
+        }
+    }
+    return true
+}
+
+extension Substring.UTF8View {
+    /// `firstIndex(of:)` over the contiguous bytes when there are (a substring of a native
+    /// string always has them): one tight loop instead of an index call into the standard
+    /// library per byte, which was the parser's largest single cost.
+    @inlinable
+    func firstIndexOfByte(_ byte: UInt8) -> Index? {
+        let found: Int?? = withContiguousStorageIfAvailable { $0.firstIndex(of: byte) }
+        switch found {
+        case .some(.some(let offset)): return index(startIndex, offsetBy: offset)
+        case .some(.none): return nil
+        case .none: return firstIndex(of: byte)
+        }
+    }
 }
 
 extension Substring {

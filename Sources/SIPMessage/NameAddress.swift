@@ -56,18 +56,18 @@ public struct NameAddress: Sendable, Hashable, CustomStringConvertible {
             while i < u.endIndex, ASCII.isWhitespace(u[i]) { i = u.index(after: i) }
             guard i < u.endIndex, u[i] == ASCII.lessThan else { return nil }
         }
-        if let lt = u[i...].firstIndex(of: ASCII.lessThan) {
+        if let lt = u[i...].firstIndexOfByte(ASCII.lessThan) {
             if displayName == nil {
                 let name = Substring(u[i..<lt]).trimmingSIPWhitespace()
                 if !name.isEmpty { displayName = String(name) }
             }
-            guard let gt = u[lt...].firstIndex(of: ASCII.greaterThan) else { return nil }
+            guard let gt = u[lt...].firstIndexOfByte(ASCII.greaterThan) else { return nil }
             uriText = Substring(u[u.index(after: lt)..<gt])
             paramsText = Substring(u[u.index(after: gt)...])
         } else {
             guard displayName == nil else { return nil }
             // addr-spec: parameters after the first ';' belong to the header.
-            let semi = u[i...].firstIndex(of: ASCII.semicolon) ?? u.endIndex
+            let semi = u[i...].firstIndexOfByte(ASCII.semicolon) ?? u.endIndex
             uriText = Substring(u[i..<semi])
             paramsText = Substring(u[semi...])
             // A bare addr-spec cannot carry URI headers; '?' then belongs to nothing valid.

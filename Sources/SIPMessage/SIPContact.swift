@@ -126,7 +126,7 @@ public struct SIPAuthField: Sendable, Hashable, CustomStringConvertible {
         guard !scheme.isEmpty, scheme.utf8.allSatisfy(ASCII.isTokenChar) else { return nil }
         var params: [(name: String, value: String)] = []
         for piece in HeaderSplitter.split(Substring(u[sp...]), on: ASCII.comma) {
-            guard let eq = piece.utf8.firstIndex(of: ASCII.equals) else { return nil }
+            guard let eq = piece.utf8.firstIndexOfByte(ASCII.equals) else { return nil }
             let name = Substring(piece.utf8[piece.utf8.startIndex..<eq]).trimmingSIPWhitespace()
             let value = Substring(piece.utf8[piece.utf8.index(after: eq)...]).trimmingSIPWhitespace()
             guard !name.isEmpty, name.utf8.allSatisfy(ASCII.isTokenChar) else { return nil }

@@ -170,8 +170,32 @@ struct QuoteTracker {
 enum HeaderSplitter {
     /// Splits on `separator` occurring outside quotes and `<...>`; pieces are trimmed; empty pieces dropped.
     static func split(_ text: Substring, on separator: UInt8) -> [Substring] {
-        var pieces: [Substring] = []
         let u = text.utf8
+        // Over the contiguous bytes (always there for the parser's text): offsets, then one
+        // index computation per piece instead of index calls into the standard library per byte.
+        let fast: [Substring]? = u.withContiguousStorageIfAvailable { bytes in
+            var pieces: [Substring] = []
+            var quotes = QuoteTracker()
+            var angle = 0
+            var start = 0
+            for i in 0..<bytes.count {
+                let b = bytes[i]
+                if !quotes.isUnquoted(b) {
+                    // inside a quoted string, or a quote
+                } else if b == ASCII.lessThan {
+                    angle += 1
+                } else if b == ASCII.greaterThan {
+                    if angle > 0 { angle -= 1 }
+                } else if b == separator && angle == 0 {
+                    if let piece = trimmedPiece(u, bytes, start, i) { pieces.append(piece) }
+                    start = i + 1
+                }
+            }
+            if let piece = trimmedPiece(u, bytes, start, bytes.count) { pieces.append(piece) }
+            return pieces
+        }
+        if let fast { return fast }
+        var pieces: [Substring] = []
         var quotes = QuoteTracker()
         var angle = 0
         var start = u.startIndex
@@ -194,6 +218,19 @@ enum HeaderSplitter {
         let last = Substring(u[start..<u.endIndex]).trimmingSIPWhitespace()
         if !last.isEmpty { pieces.append(last) }
         return pieces
+    }
+
+    /// `bytes[from..<to]` without surrounding spaces, tabs, CR and LF (as `trimmingSIPWhitespace`),
+    /// as a substring of `u`; nil when empty.
+    @inline(__always)
+    static func trimmedPiece(_ u: Substring.UTF8View, _ bytes: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int) -> Substring? {
+        @inline(__always) func blank(_ b: UInt8) -> Bool { b == 32 || b == 9 || b == 13 || b == 10 }
+        var s = from, e = to
+        while s < e, blank(bytes[s]) { s += 1 }
+        while e > s, blank(bytes[e - 1]) { e -= 1 }
+        guard s < e else { return nil }
+        let lower = u.index(u.startIndex, offsetBy: s)
+        return Substring(u[lower..<u.index(lower, offsetBy: e - s)])
     }
 
     /// Whether a name-addr value has a header parameter of that name (outside quotes and
@@ -239,8 +276,45 @@ enum HeaderSplitter {
     /// and with `allowEmpty` false also for an empty parameter (`;;`), which the grammar
     /// (`*( SEMI param )`) does not allow: lenient for Contact, strict for Via (RFC 4475 3.1.2.1).
     static func parameters(_ text: Substring, allowEmpty: Bool = true) -> SIPParameters? {
-        var result: [SIPParameters.Parameter] = []
         let u = text.utf8
+        // Over the contiguous bytes when there are (always, for the parser's text), as `split`.
+        let fast: SIPParameters?? = u.withContiguousStorageIfAvailable { bytes -> SIPParameters? in
+            var result: [SIPParameters.Parameter] = []
+            var quotes = QuoteTracker()
+            var start = 0
+            var equals: Int?
+            func finish(_ end: Int) -> Bool {
+                guard let piece = trimmedPiece(u, bytes, start, end) else {
+                    return allowEmpty || end == 0 || end == bytes.count
+                }
+                if let eq = equals {
+                    guard let name = trimmedPiece(u, bytes, start, eq), name.utf8.allSatisfy(ASCII.isTokenChar) else { return false }
+                    let value = trimmedPiece(u, bytes, eq + 1, end) ?? ""
+                    result.append(.init(name: String(name), value: String(value)))
+                } else {
+                    guard piece.utf8.allSatisfy(ASCII.isTokenChar) else { return false }
+                    result.append(.init(name: String(piece), value: nil))
+                }
+                return true
+            }
+            for i in 0..<bytes.count {
+                let b = bytes[i]
+                if !quotes.isUnquoted(b) {
+                    // inside a quoted string, or a quote
+                } else if b == ASCII.equals, equals == nil {
+                    equals = i
+                } else if b == ASCII.semicolon {
+                    guard finish(i) else { return nil }
+                    start = i + 1
+                    equals = nil
+                }
+            }
+            if quotes.inQuote { return nil }
+            guard finish(bytes.count) else { return nil }
+            return SIPParameters(result)
+        }
+        if let fast { return fast }
+        var result: [SIPParameters.Parameter] = []
         var quotes = QuoteTracker()
         var start = u.startIndex
         var equals: Substring.UTF8View.Index?

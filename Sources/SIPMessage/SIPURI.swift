@@ -76,7 +76,7 @@ public struct SIPURI: Sendable, Hashable, CustomStringConvertible, LosslessStrin
     /// Parses a URI from text; nil when it is not valid.
     public static func parse(_ text: Substring) -> SIPURI? {
         let u = text.utf8
-        guard let colon = u.firstIndex(of: ASCII.colon), colon > u.startIndex else { return nil }
+        guard let colon = u.firstIndexOfByte(ASCII.colon), colon > u.startIndex else { return nil }
         let schemeBytes = u[u.startIndex..<colon]
         // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
         guard let first = schemeBytes.first, ASCII.isAlpha(first),
@@ -98,10 +98,10 @@ public struct SIPURI: Sendable, Hashable, CustomStringConvertible, LosslessStrin
         for b in u where b <= 32 || b >= 127 || b == ASCII.lessThan || b == ASCII.greaterThan || b == ASCII.quote { return nil }
         var uri = SIPURI(scheme: scheme, host: "")
         var hostStart = u.startIndex
-        if let at = u.firstIndex(of: ASCII.at) {
+        if let at = u.firstIndexOfByte(ASCII.at) {
             let userinfo = u[u.startIndex..<at]
             var userBytes = userinfo
-            if let pc = userinfo.firstIndex(of: ASCII.colon) {
+            if let pc = userinfo.firstIndexOfByte(ASCII.colon) {
                 userBytes = userinfo[userinfo.startIndex..<pc]
                 let pw = userinfo[userinfo.index(after: pc)...]
                 guard pw.allSatisfy({ ASCII.isPasswordChar($0) || $0 == ASCII.percent }),
@@ -116,7 +116,7 @@ public struct SIPURI: Sendable, Hashable, CustomStringConvertible, LosslessStrin
         // host
         var i = hostStart
         if i < u.endIndex, u[i] == ASCII.leftBracket {
-            guard let close = u[i...].firstIndex(of: ASCII.rightBracket) else { return nil }
+            guard let close = u[i...].firstIndexOfByte(ASCII.rightBracket) else { return nil }
             let inner = u[u.index(after: i)..<close]
             guard !inner.isEmpty, inner.allSatisfy({ ASCII.hexValue($0) != nil || $0 == ASCII.colon || $0 == 46 }) else { return nil }
             i = u.index(after: close)
@@ -141,7 +141,7 @@ public struct SIPURI: Sendable, Hashable, CustomStringConvertible, LosslessStrin
         }
         // parameters
         var paramsEnd = u.endIndex
-        if let q = u[i...].firstIndex(of: ASCII.question) { paramsEnd = q }
+        if let q = u[i...].firstIndexOfByte(ASCII.question) { paramsEnd = q }
         if i < paramsEnd {
             guard u[i] == ASCII.semicolon else { return nil }
             var params: [SIPParameters.Parameter] = []
@@ -170,7 +170,7 @@ public struct SIPURI: Sendable, Hashable, CustomStringConvertible, LosslessStrin
     /// Splits `name[=value]`; name is nil when a byte is not allowed; value is `.some(nil)` when
     /// the value has a byte that is not allowed, `nil` when absent.
     private static func splitNameValue(_ piece: Substring.UTF8View.SubSequence, allowed: (UInt8) -> Bool) -> (String?, String??) {
-        if let eq = piece.firstIndex(of: ASCII.equals) {
+        if let eq = piece.firstIndexOfByte(ASCII.equals) {
             let n = piece[piece.startIndex..<eq]
             let v = piece[piece.index(after: eq)...]
             guard n.allSatisfy(allowed) else { return (nil, nil) }

@@ -66,7 +66,7 @@ public struct SIPVia: Sendable, Hashable, CustomStringConvertible {
         guard k > j else { return nil }
         let hostStart = k
         if k < u.endIndex, u[k] == ASCII.leftBracket {
-            guard let close = u[k...].firstIndex(of: ASCII.rightBracket) else { return nil }
+            guard let close = u[k...].firstIndexOfByte(ASCII.rightBracket) else { return nil }
             k = u.index(after: close)
         } else {
             while k < u.endIndex, ASCII.isHostChar(u[k]) { k = u.index(after: k) }
