@@ -195,29 +195,10 @@ enum HeaderSplitter {
             return pieces
         }
         if let fast { return fast }
-        var pieces: [Substring] = []
-        var quotes = QuoteTracker()
-        var angle = 0
-        var start = u.startIndex
-        var i = u.startIndex
-        while i < u.endIndex {
-            let b = u[i]
-            if !quotes.isUnquoted(b) {
-                // inside a quoted string, or a quote
-            } else if b == ASCII.lessThan {
-                angle += 1
-            } else if b == ASCII.greaterThan {
-                if angle > 0 { angle -= 1 }
-            } else if b == separator && angle == 0 {
-                let piece = Substring(u[start..<i]).trimmingSIPWhitespace()
-                if !piece.isEmpty { pieces.append(piece) }
-                start = u.index(after: i)
-            }
-            i = u.index(after: i)
-        }
-        let last = Substring(u[start..<u.endIndex]).trimmingSIPWhitespace()
-        if !last.isEmpty { pieces.append(last) }
-        return pieces
+        // Text without contiguous UTF-8 (none on this platform's native strings): a contiguous copy.
+        var copy = String(text)
+        copy.makeContiguousUTF8()
+        return split(Substring(copy), on: separator)
     }
 
     /// `bytes[from..<to]` without surrounding spaces, tabs, CR and LF (as `trimmingSIPWhitespace`),
@@ -314,41 +295,8 @@ enum HeaderSplitter {
             return SIPParameters(result)
         }
         if let fast { return fast }
-        var result: [SIPParameters.Parameter] = []
-        var quotes = QuoteTracker()
-        var start = u.startIndex
-        var equals: Substring.UTF8View.Index?
-        var i = u.startIndex
-        // One pass: split on ';' outside quotes, remembering the first '=' of each piece.
-        func finish(_ end: Substring.UTF8View.Index) -> Bool {
-            let piece = Substring(u[start..<end]).trimmingSIPWhitespace()
-            guard !piece.isEmpty else { return allowEmpty || end == u.startIndex || end == u.endIndex }
-            if let eq = equals {
-                let name = Substring(u[start..<eq]).trimmingSIPWhitespace()
-                let value = Substring(u[u.index(after: eq)..<end]).trimmingSIPWhitespace()
-                guard !name.isEmpty, name.utf8.allSatisfy(ASCII.isTokenChar) else { return false }
-                result.append(.init(name: String(name), value: String(value)))
-            } else {
-                guard piece.utf8.allSatisfy(ASCII.isTokenChar) else { return false }
-                result.append(.init(name: String(piece), value: nil))
-            }
-            return true
-        }
-        while i < u.endIndex {
-            let b = u[i]
-            if !quotes.isUnquoted(b) {
-                // inside a quoted string, or a quote
-            } else if b == ASCII.equals, equals == nil {
-                equals = i
-            } else if b == ASCII.semicolon {
-                guard finish(i) else { return nil }
-                start = u.index(after: i)
-                equals = nil
-            }
-            i = u.index(after: i)
-        }
-        if quotes.inQuote { return nil }
-        guard finish(u.endIndex) else { return nil }
-        return SIPParameters(result)
+        var copy = String(text)
+        copy.makeContiguousUTF8()
+        return parameters(Substring(copy), allowEmpty: allowEmpty)
     }
 }
