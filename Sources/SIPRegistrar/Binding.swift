@@ -31,7 +31,8 @@ public enum ContactScheme: UInt8, Sendable, Hashable {
 public struct Binding: Sendable, Hashable {
     // Declared so that the small fields fill the instance's tail: Swift lays each stored
     // property out after the previous one's size, not its stride.
-    private var instanceStorage: InstanceID?
+    /// The `+sip.instance` in its compact form, for matching without building a string.
+    var instanceID: InstanceID?
     /// The contact URI's scheme class, which decides the lookups that return it (RFC 5630).
     public var scheme: ContactScheme
     /// The transport the REGISTER arrived on.
@@ -118,14 +119,8 @@ public struct Binding: Sendable, Hashable {
 
     /// RFC 5626 `+sip.instance`, unquoted.
     public var instance: String? {
-        get { instanceStorage?.text }
-        set { instanceStorage = newValue.map(InstanceID.init) }
-    }
-
-    /// The instance in its compact form, for matching without building a string.
-    var instanceID: InstanceID? {
-        get { instanceStorage }
-        set { instanceStorage = newValue }
+        get { instanceID?.text }
+        set { instanceID = newValue.map(InstanceID.init) }
     }
 
     /// RFC 5626 `reg-id`.
@@ -201,10 +196,10 @@ public struct Binding: Sendable, Hashable {
                 path: [String] = [], userAgent: String? = nil, transport: SIPTransportProtocol, sourceHost: String,
                 sourcePort: Int, flowID: UInt64? = nil, tlsIdentity: String? = nil, node: String? = nil,
                 remoteFlowID: UInt64? = nil) {
-        self.instanceStorage = instance.map(InstanceID.init)
+        self.instanceID = instance.map(InstanceID.init)
         self.scheme = scheme
         self.transport = transport
-        self.hasFlow = flowID != nil
+        self.hasFlow = false
         self.qStorage = .min
         self.portStorage = UInt16(clamping: sourcePort)
         self.cseq = cseq
@@ -217,17 +212,12 @@ public struct Binding: Sendable, Hashable {
         self.userAgent = userAgent
         self.expiresAt = expiresAt
         self.updatedAt = updatedAt
-        self.flowStorage = flowID ?? 0
-        let wide: Int?
-        if let regID, regID >= 0, regID < Int(UInt32.max) {
-            regIDStorage = UInt32(regID + 1)
-            wide = nil
-        } else {
-            wide = regID
-        }
+        self.flowStorage = 0
         self.extras = BindingExtras.make(path: path, tlsIdentity: tlsIdentity, node: node, remoteFlowID: remoteFlowID,
-                                         wideRegID: wide)
+                                         wideRegID: nil)
         self.q = q
+        self.regID = regID
+        self.flowID = flowID
         pack(uri: uri, callID: callID, otherParameters: otherParameters)
     }
 
@@ -255,13 +245,13 @@ public struct Binding: Sendable, Hashable {
     public func contactHeaderValue(at now: Int64) -> String {
         var out = ""
         let uri = uriText, otherParameters = otherParametersText
-        out.reserveCapacity(uri.utf8.count + 24 + otherParameters.utf8.count + (instanceStorage == nil ? 0 : 64) + 32)
+        out.reserveCapacity(uri.utf8.count + 24 + otherParameters.utf8.count + (instanceID == nil ? 0 : 64) + 32)
         out += "<"
         out += uri
         out += ">;expires="
         out += String(remainingSeconds(at: now))
         if let q { out += ";q=" + SIPContact.formatQ(q) }
-        switch instanceStorage {
+        switch instanceID {
         case nil: break
         case .text(let instance)?:
             out += ";+sip.instance="
@@ -269,7 +259,7 @@ public struct Binding: Sendable, Hashable {
         case .uuid?:
             // The packed form has no quote or backslash to escape.
             out += ";+sip.instance=\""
-            out += instanceStorage?.text ?? ""
+            out += instanceID?.text ?? ""
             out += "\""
         }
         if let regID {

@@ -1,13 +1,13 @@
 /// Shares one copy of strings that many bindings repeat (User-Agent values: a fleet
 /// runs a handful of softphone versions). Bounded: past `capacity` distinct values,
 /// new ones are simply copied.
-final class StringInterner: Sendable {
+package final class StringInterner: Sendable {
     private let table = LockedState<[Substring: String]>([:])
     private let capacity: Int
 
-    init(capacity: Int = 4096) { self.capacity = capacity }
+    package init(capacity: Int = 4096) { self.capacity = capacity }
 
-    func intern(_ text: Substring) -> String {
+    package func intern(_ text: Substring) -> String {
         if let hit = table.withLock({ $0[text] }) { return hit }
         let owned = String(text)
         table.withLock { t in
@@ -18,7 +18,7 @@ final class StringInterner: Sendable {
 
     /// The shared copy of `text`, which becomes the shared copy when there is none yet
     /// (values read back from a store, where each row has its own).
-    func intern(_ text: String) -> String {
+    package func intern(_ text: String) -> String {
         let key = Substring(text)
         return table.withLock { t in
             if let hit = t[key] { return hit }

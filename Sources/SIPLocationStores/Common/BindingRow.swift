@@ -81,7 +81,7 @@ package enum BindingRow {
     /// The binding a row holds; nil when its key, scheme or transport is missing or unknown
     /// (such a row is skipped, never guessed at).
     package static func binding(from row: some BindingRowReader, writtenBy writer: Writer,
-                                sharing shared: inout SharedText) throws -> Binding? {
+                                sharing shared: StringInterner) throws -> Binding? {
         guard let aor = try row.text(.aor), let uri = try row.text(.uri), let schemeRaw = try row.integer(.scheme),
               let scheme = ContactScheme(rawValue: UInt8(truncatingIfNeeded: schemeRaw)),
               let transportText = try row.text(.transport), let transport = SIPTransportProtocol(token: transportText) else { return nil }
@@ -93,14 +93,14 @@ package enum BindingRow {
                         instance: try row.text(.instance), regID: try row.integer(.regID).map { Int(truncatingIfNeeded: $0) },
                         otherParameters: try row.text(.otherParams) ?? "",
                         path: pathText.isEmpty ? [] : pathText.split(separator: "\n").map(String.init),
-                        userAgent: try row.text(.userAgent).map { shared.share($0) }, transport: transport, sourceHost: try row.text(.sourceHost) ?? "",
+                        userAgent: try row.text(.userAgent).map(shared.intern), transport: transport, sourceHost: try row.text(.sourceHost) ?? "",
                         sourcePort: Int(truncatingIfNeeded: try row.integer(.sourcePort) ?? 0), tlsIdentity: try row.text(.tlsIdentity))
         switch writer {
         case .thisProcess:
             b.flowID = flow
         case .node(let name):
             // The writer's connection id: meaningful only on that node, where a forwarded request names it.
-            b.node = shared.share(name)
+            b.node = shared.intern(name)
             b.remoteFlowID = flow
         }
         return b
@@ -120,21 +120,4 @@ package protocol BindingRowReader {
     func text(_ column: BindingRow.Column) throws -> String?
     /// An integer column's value (nil: NULL).
     func integer(_ column: BindingRow.Column) throws -> Int64?
-}
-
-/// One copy of the values many rows repeat (User-Agent, node names) while a store is read:
-/// a million rows from a handful of softphone versions keep a handful of strings, and
-/// the copy each row decoded is freed at once, before the next row reuses its memory
-/// (freed later, those copies would stay resident as holes between live bindings).
-package struct SharedText {
-    private var seen: [String: String] = [:]
-    private let capacity: Int
-
-    package init(capacity: Int = 4096) { self.capacity = capacity }
-
-    package mutating func share(_ text: String) -> String {
-        if let hit = seen[text] { return hit }
-        if seen.count < capacity { seen[text] = text }
-        return text
-    }
 }

@@ -18,10 +18,11 @@ enum PostgresBindingTable {
             rows = try await conn.query("SELECT \(unescaped: selected) FROM sip_registrar_bindings", logger: logger)
         }
         var out: [Binding] = []
-        var shared = SharedText()
+        // One copy of the values many rows repeat (User-Agent, node names): see SQLiteBindingStore.loadAll.
+        let shared = StringInterner()
         for try await row in rows {
             let r = row.makeRandomAccess()
-            if let b = try BindingRow.binding(from: r, writtenBy: .node(try r["node"].decode(String.self)), sharing: &shared) {
+            if let b = try BindingRow.binding(from: r, writtenBy: .node(try r["node"].decode(String.self)), sharing: shared) {
                 out.append(b)
             }
         }

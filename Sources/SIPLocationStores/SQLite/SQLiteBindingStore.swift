@@ -93,9 +93,12 @@ public final class SQLiteBindingStore: BindingStore {
             var out: [Binding] = []
             out.reserveCapacity(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM bindings") ?? 0)
             let rows = try Row.fetchCursor(db, sql: "SELECT * FROM bindings")
-            var shared = SharedText()
+            // One copy of the values many rows repeat (User-Agent, node names), each row's own
+            // copy freed at once, before the next row reuses its memory (freed after the load,
+            // those copies would stay resident as holes between live bindings).
+            let shared = StringInterner()
             while let row = try rows.next() {
-                if let b = try BindingRow.binding(from: row, writtenBy: .thisProcess, sharing: &shared) { out.append(b) }
+                if let b = try BindingRow.binding(from: row, writtenBy: .thisProcess, sharing: shared) { out.append(b) }
             }
             return out
         }
