@@ -34,8 +34,9 @@ final class ProxyHost: SIPForwarder {
         var upstream: SIPUpstream
         /// Running timers with a generation, so that a firing that raced a restart is ignored.
         var timers: [ProxyCoreTimer: (generation: UInt64, timer: any SIPScheduledTimer)] = [:]
-        /// The flows its branches went out on (see ``ProxyHost/flowBranches``).
-        var flows: Set<UInt64> = []
+        /// The branches it sent over flows, each with its flow (see ``ProxyHost/flowBranches``):
+        /// on termination exactly these leave the index, whatever else the flows carry.
+        var flowBranches: [(flow: UInt64, branch: Int)] = []
     }
 
     /// A branch of a transaction.
@@ -268,7 +269,7 @@ final class ProxyHost: SIPForwarder {
             case .sendDownstream(let branch, let request, let to):
                 let hop = Self.hop(to.target)
                 if case .flow(let id) = hop, request.method != .ack {
-                    entry.flows.insert(id)
+                    entry.flowBranches.append((id, branch))
                     _ = flowBranches.withLockedValue { $0[id, default: []].insert(BranchRef(key: key, branch: branch)) }
                 }
                 work.append(.downstream(key: key, branch: branch, request, hop))
@@ -287,13 +288,16 @@ final class ProxyHost: SIPForwarder {
             case .terminated:
                 for (_, t) in entry.timers { t.timer.cancel() }
                 entry.timers = [:]
-                if !entry.flows.isEmpty {
-                    let flows = entry.flows
+                if !entry.flowBranches.isEmpty {
+                    // One removal per branch this transaction sent: a flow to a busy callee (an
+                    // edge proxy, a gateway) carries thousands of branches at once, and scanning
+                    // them all on every termination made each call cost more than the last.
+                    let sent = entry.flowBranches
                     flowBranches.withLockedValue { index in
-                        for id in flows {
-                            guard let refs = index[id] else { continue }
-                            let left = refs.filter { $0.key != key }
-                            index[id] = left.isEmpty ? nil : left
+                        for (id, branch) in sent {
+                            guard index[id]?.remove(BranchRef(key: key, branch: branch)) != nil,
+                                  index[id]?.isEmpty == true else { continue }
+                            index[id] = nil
                         }
                     }
                 }
