@@ -39,12 +39,6 @@ final class ProxyHost: SIPForwarder {
         var flowBranches: [(flow: UInt64, branch: Int)] = []
     }
 
-    /// A branch of a transaction.
-    struct BranchRef: Hashable, Sendable {
-        var key: String
-        var branch: Int
-    }
-
     /// Things to do outside the lock, in order.
     enum Work {
         case upstream(SIPUpstream, SIPResponse)
@@ -64,10 +58,9 @@ final class ProxyHost: SIPForwarder {
     let observer: ProxyObserver
     let logger: Logger
     private let shards: [NIOLockedValueBox<[String: Entry]>]
-    /// The branches sent over each flow whose transactions are not over: when the flow closes
-    /// they fail at once (430/480, RFC 5626 5.3) instead of waiting for Timer B or F. Taken
-    /// after a shard's lock, never before it.
-    private let flowBranches = NIOLockedValueBox<[UInt64: Set<BranchRef>]>([:])
+    /// The branches sent over each flow whose transactions are not over. Taken after a
+    /// shard's lock, never before it.
+    private let flowBranches = NIOLockedValueBox(FlowBranchIndex())
     private let generation = Atomic<UInt64>(0)
 
     init(dispatcher: Dispatcher, location: any ProxyLocationService, identity: ProxyIdentity, codec: FlowTokenCodec,
@@ -218,7 +211,7 @@ final class ProxyHost: SIPForwarder {
     }
 
     func flowClosed(_ flowID: UInt64) {
-        let refs = flowBranches.withLockedValue { $0.removeValue(forKey: flowID) } ?? []
+        let refs = flowBranches.withLockedValue { $0.close(flow: flowID) }
         for r in refs { handle(r.key, .flowFailed(branch: r.branch)) }
     }
 
@@ -270,7 +263,7 @@ final class ProxyHost: SIPForwarder {
                 let hop = Self.hop(to.target)
                 if case .flow(let id) = hop, request.method != .ack {
                     entry.flowBranches.append((id, branch))
-                    _ = flowBranches.withLockedValue { $0[id, default: []].insert(BranchRef(key: key, branch: branch)) }
+                    flowBranches.withLockedValue { $0.insert(flow: id, key: key, branch: branch) }
                 }
                 work.append(.downstream(key: key, branch: branch, request, hop))
             case .startTimer(let t, let after):
@@ -289,17 +282,8 @@ final class ProxyHost: SIPForwarder {
                 for (_, t) in entry.timers { t.timer.cancel() }
                 entry.timers = [:]
                 if !entry.flowBranches.isEmpty {
-                    // One removal per branch this transaction sent: a flow to a busy callee (an
-                    // edge proxy, a gateway) carries thousands of branches at once, and scanning
-                    // them all on every termination made each call cost more than the last.
                     let sent = entry.flowBranches
-                    flowBranches.withLockedValue { index in
-                        for (id, branch) in sent {
-                            guard index[id]?.remove(BranchRef(key: key, branch: branch)) != nil,
-                                  index[id]?.isEmpty == true else { continue }
-                            index[id] = nil
-                        }
-                    }
+                    flowBranches.withLockedValue { $0.remove(key: key, sent: sent) }
                 }
                 work.append(.terminated)
             }
