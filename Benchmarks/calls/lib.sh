@@ -1,0 +1,49 @@
+# Helpers shared by Benchmarks/calls.sh and Benchmarks/calls-tls.sh (sourced, not run).
+# shellcheck shell=bash
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+
+# the pid and all its descendants
+tree_pids() {
+  local all=" $1 " changed=1 pid ppid
+  while ((changed)); do
+    changed=0
+    while read -r pid ppid; do
+      if [[ $all == *" $ppid "* && $all != *" $pid "* ]]; then all+="$pid "; changed=1; fi
+    done < <(ps -e -o pid=,ppid=)
+  done
+  echo $all
+}
+# summed utime+stime (clock ticks) of the given pids (a process's line counts all its threads)
+cpu_ticks() {
+  local t=0 p line rest f
+  for p in "$@"; do
+    line=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+    rest=${line##*) }
+    read -r -a f <<<"$rest"
+    t=$((t + f[11] + f[12]))
+  done
+  echo $t
+}
+# summed PSS (MB) of the given pids: shared memory (Kamailio's shm) counted once
+pss_mb() {
+  local kb=0 p v
+  for p in "$@"; do
+    v=$(awk '/^Pss:/ {print $2; exit}' "/proc/$p/smaps_rollup" 2>/dev/null) || continue
+    kb=$((kb + ${v:-0}))
+  done
+  awk -v k="$kb" 'BEGIN { printf "%.0f", k / 1024 }'
+}
+stop_pid() {  # stop a process we started and everything it forked
+  local root=$1 pids p i alive
+  [[ -n $root ]] || return 0
+  pids=$(tree_pids "$root")
+  kill -TERM $pids 2>/dev/null
+  for ((i = 0; i < 30; i++)); do
+    alive=0
+    for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
+    ((alive)) || break
+    sleep 0.1
+  done
+  kill -KILL $pids 2>/dev/null
+  wait "$root" 2>/dev/null
+}
