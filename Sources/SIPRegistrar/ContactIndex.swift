@@ -6,13 +6,18 @@ import SIPMessage
 ///
 /// A contact names a binding with the same `+sip.instance` and `reg-id` when the contact
 /// has an instance (RFC 5626 6), else one with the same URI text or an equivalent URI
-/// (RFC 3261 19.1.4). Each binding's URI is parsed once, when it enters the index.
-/// Removal leaves a hole, so positions stay valid; ``bindings`` drops the holes.
+/// (RFC 3261 19.1.4). The equivalence map is built the first time a contact's text names
+/// no binding (a new contact of a known address of record): a refresh names its binding by
+/// text and a first registration has nothing to compare with, so most REGISTERs never
+/// parse a stored URI or build an equivalence key. Once built, the map is kept up to date,
+/// and each binding's URI is parsed at most once per index. Removal leaves a hole, so positions stay
+/// valid; ``bindings`` drops the holes.
 struct ContactIndex {
     private var slots: [Binding?] = []
     private var parsed: [SIPURI?] = []
     private var byText: [String: [Int]] = [:]
-    private var byEquivalence: [String: [Int]] = [:]
+    /// Nil until a lookup needs it (see above).
+    private var byEquivalence: [String: [Int]]?
     private var byInstance: [InstanceKey: [Int]] = [:]
     /// Live bindings.
     private(set) var count = 0
@@ -32,7 +37,7 @@ struct ContactIndex {
 
     /// The position of the binding `key` names, if any. Index entries may be stale (a slot
     /// replaced or removed since): every candidate is checked against the slot's binding.
-    func find(_ key: ContactKey) -> Int? {
+    mutating func find(_ key: ContactKey) -> Int? {
         if let instance = key.instance {
             return byInstance[InstanceKey(instance: instance, regID: key.regID)]?.first { i in
                 guard let b = slots[i] else { return false }
@@ -40,12 +45,32 @@ struct ContactIndex {
             }
         }
         if let hit = byText[key.uriText]?.first(where: { slots[$0].map { $0.uriText == key.uriText } ?? false }) { return hit }
-        guard let theirs = key.uri else { return nil }
-        return byEquivalence[theirs.equivalenceKey]?.first { i in
+        guard count > 0, let theirs = key.uri else { return nil }
+        let candidates = equivalenceMap()[theirs.equivalenceKey] ?? []
+        return candidates.first { i in
             guard slots[i] != nil, let mine = parsed[i] else { return false }
             WorkCounter.count(1)
             return mine.isEquivalent(to: theirs)
         }
+    }
+
+    /// The equivalence map, built now from every live binding if it was not yet.
+    private mutating func equivalenceMap() -> [String: [Int]] {
+        if let built = byEquivalence { return built }
+        var map: [String: [Int]] = [:]
+        for i in slots.indices {
+            guard let b = slots[i] else { continue }
+            let uri = parsed[i] ?? parse(b.uriText)
+            parsed[i] = uri
+            if let uri { map[uri.equivalenceKey, default: []].append(i) }
+        }
+        byEquivalence = map
+        return map
+    }
+
+    private func parse(_ text: Substring) -> SIPURI? {
+        WorkCounter.count(1)
+        return SIPURI(String(text))
     }
 
     subscript(position: Int) -> Binding? { slots[position] }
@@ -69,17 +94,14 @@ struct ContactIndex {
         slots[i] = b
         let text = b.uriText
         if old.map({ $0.uriText != text }) ?? true {
-            let owned = String(text)
-            let uri: SIPURI?
-            if let given {
-                uri = given
-            } else {
-                uri = SIPURI(owned)
-                WorkCounter.count(1)
+            byText[String(text), default: []].append(i)
+            parsed[i] = given
+            if byEquivalence != nil {
+                // The map is in use: keep it complete.
+                let uri = given ?? parse(text)
+                parsed[i] = uri
+                if let uri { byEquivalence?[uri.equivalenceKey, default: []].append(i) }
             }
-            parsed[i] = uri
-            byText[owned, default: []].append(i)
-            if let uri { byEquivalence[uri.equivalenceKey, default: []].append(i) }
         }
         if let instance = b.instanceID, old?.instanceID != instance || old?.regID != b.regID {
             byInstance[InstanceKey(instance: instance, regID: b.regID), default: []].append(i)

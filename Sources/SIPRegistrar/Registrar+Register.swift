@@ -227,10 +227,10 @@ extension Registrar {
             next = []
         case .update(let updates):
             var addedNew = false
-            // Each stored binding is parsed and keyed once; every contact is then found by lookup.
-            let before = ContactIndex(current)
-            var index = before  // copy on write: the bindings are parsed once
-            let unsure = ContactIndex(s.unsureBindings(plan.aor, now: now))
+            // Every contact is found by lookup; a stored URI is parsed only if a lookup needs it.
+            var before = ContactIndex(current)
+            var index = before
+            var unsure = ContactIndex(s.unsureBindings(plan.aor, now: now))
             for u in updates {
                 // The CSeq rule compares with what was stored before this request.
                 let wasStored = before.find(u.key)
