@@ -57,16 +57,52 @@ final class ServerMetrics: Sendable {
     }
 
 
+    /// Methods counted under their own name (RFC 3261 and the extensions in common use). Any
+    /// other method, a token anyone can make up, is counted as `other`: one counter per
+    /// name would let a peer grow the registry without bound.
+    static let countedMethods: Set<String> = ["REGISTER", "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "UPDATE",
+                                              "PRACK", "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH"]
+
+    /// The counters of the per-message families, by a key that costs no string building:
+    /// these are bumped two or three times per message.
+    private struct HotKey: Hashable {
+        var family: UInt8
+        var label: String
+        var number: Int
+        var transport: SIPTransportProtocol?
+    }
+    private let hot = NIOLockedValueBox<[HotKey: CoreMetrics.Counter]>([:])
+
+    private func hotCounter(_ key: HotKey, _ make: () -> CoreMetrics.Counter) -> CoreMetrics.Counter {
+        if let hit = hot.withLockedValue({ $0[key] }) { return hit }
+        let made = make()  // through `counter`, which keeps one instance per name and labels
+        hot.withLockedValue { $0[key] = made }
+        return made
+    }
+
+    /// A method's label: its name when it is one of ``countedMethods``, else `other`.
+    static func methodLabel(_ method: SIPMethod) -> String {
+        countedMethods.contains(method.rawValue) ? method.rawValue : "other"
+    }
+
     func requestReceived(_ method: SIPMethod, _ transport: SIPTransportProtocol) {
-        counter("sip_requests_total", [("method", method.rawValue), ("transport", transport.rawValue.lowercased())]).increment()
+        let name = Self.methodLabel(method)
+        hotCounter(HotKey(family: 0, label: name, number: 0, transport: transport)) {
+            counter("sip_requests_total", [("method", name), ("transport", transport.rawValue.lowercased())])
+        }.increment()
     }
 
     func responseSent(_ code: Int, _ transport: SIPTransportProtocol) {
-        counter("sip_responses_total", [("code", String(code)), ("transport", transport.rawValue.lowercased())]).increment()
+        hotCounter(HotKey(family: 1, label: "", number: code, transport: transport)) {
+            counter("sip_responses_total", [("code", String(code)), ("transport", transport.rawValue.lowercased())])
+        }.increment()
     }
 
     func bindingEvent(_ e: BindingEvent) {
-        counter("sip_registrations_total", [("event", e.kind)]).increment()
+        let kind = e.kind
+        hotCounter(HotKey(family: 2, label: kind, number: 0, transport: nil)) {
+            counter("sip_registrations_total", [("event", kind)])
+        }.increment()
     }
 
     func tlsHandshake(succeeded: Bool) {

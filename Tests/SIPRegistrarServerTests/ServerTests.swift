@@ -51,6 +51,31 @@ import Glibc
         #expect(try lookup(s, "sip:alice@example.com").status == 1)
     }
 
+    /// A method name is any token a peer likes: counting each under its own name would let
+    /// one peer grow the metrics registry without bound.
+    @Test func madeUpMethodsAreCountedAsOther() throws {
+        let s = try ServerProcess.start()
+        defer { s.stop() }
+        for n in 0..<5 {
+            let request = """
+                XMADEUP\(n) sip:carol@example.com SIP/2.0\r
+                Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-madeup-\(n);rport\r
+                Max-Forwards: 70\r
+                From: <sip:dave@example.com>;tag=m\(n)\r
+                To: <sip:carol@example.com>\r
+                Call-ID: madeup-\(n)@test\r
+                CSeq: 1 XMADEUP\(n)\r
+                Content-Length: 0\r
+                \r
+
+                """
+            #expect(SIPClient.udp(request, port: s.udp) != nil, "request \(n) got no answer")
+        }
+        let metrics = try http("GET", "\(s.adminURL)/metrics")
+        #expect(metrics.body.contains("method=\"other\""), "\(metrics.body)")
+        #expect(!metrics.body.contains("XMADEUP"))
+    }
+
     @Test func sipsOverUDPIsRefused() throws {
         let s = try ServerProcess.start()
         defer { s.stop() }

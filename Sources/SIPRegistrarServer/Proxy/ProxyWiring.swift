@@ -33,10 +33,10 @@ extension RegistrarServer {
         proxyLogger[metadataKey: "component"] = "proxy"
         let callLogger = proxyLogger
         let observer = ProxyObserver(
-            forwarded: { method in metrics.count("sip_proxy_forwarded_total", [("method", method.rawValue)]) },
+            forwarded: { method in metrics.count("sip_proxy_forwarded_total", [("method", ServerMetrics.methodLabel(method))]) },
             branchEnded: { outcome in metrics.count("sip_proxy_branches_total", [("outcome", outcome.metricLabel)]) },
             finished: { request, completion in
-                metrics.count("sip_proxy_final_responses_total", [("method", request.method.rawValue),
+                metrics.count("sip_proxy_final_responses_total", [("method", ServerMetrics.methodLabel(request.method)),
                                                                   ("code", String(completion.statusCode))])
                 // One line per call set-up that failed, with the reason.
                 guard request.method == .invite, completion.statusCode >= 300 else { return }
