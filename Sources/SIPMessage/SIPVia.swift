@@ -106,6 +106,52 @@ public struct SIPVia: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+extension SIPVia {
+    /// `value` (one Via value) with `=rport` written after its valueless `rport` parameter and
+    /// `;received=` appended; nil when the text is not plain enough to edit safely (a quote,
+    /// or no valueless `rport` where one is to be filled).
+    package static func stampedText(_ value: Substring, rport: String?, received: String?) -> String? {
+        let text = value.trimmingSIPWhitespace()
+        let u = text.utf8
+        guard !u.contains(ASCII.quote) else { return nil }
+        var out = ""
+        out.reserveCapacity(u.count + 8 + (received.map { $0.utf8.count + 10 } ?? 0))
+        if let rport {
+            // `;` LWS `rport` LWS, then `;` or the end: the place right after the name.
+            var at: Substring.UTF8View.Index?
+            var i = u.startIndex
+            while at == nil, let semi = u[i...].firstIndexOfByte(ASCII.semicolon) {
+                var j = u.index(after: semi)
+                while j < u.endIndex, ASCII.isWhitespace(u[j]) { j = u.index(after: j) }
+                var k = j
+                var matched = true
+                for c in "rport".utf8 {
+                    guard k < u.endIndex, u[k] | 0x20 == c else { matched = false; break }
+                    k = u.index(after: k)
+                }
+                if matched {
+                    var l = k
+                    while l < u.endIndex, ASCII.isWhitespace(u[l]) { l = u.index(after: l) }
+                    if l == u.endIndex || u[l] == ASCII.semicolon { at = k } else if u[l] == ASCII.equals { return nil }
+                }
+                i = u.index(after: semi)
+            }
+            guard let at else { return nil }
+            out += text[..<at]
+            out += "="
+            out += rport
+            out += text[at...]
+        } else {
+            out += text
+        }
+        if let received {
+            out += ";received="
+            out += received
+        }
+        return out
+    }
+}
+
 /// The CSeq header (RFC 3261 20.16).
 public struct SIPCSeq: Sendable, Hashable, CustomStringConvertible {
     /// The sequence number, below 2^31.

@@ -190,21 +190,28 @@ extension Dispatcher {
     static func stampTopVia(_ request: inout SIPRequest, source: SIPSource) -> SIPVia? {
         guard let index = request.headers.fields.firstIndex(where: { $0.name == .via }) else { return nil }
         let field = request.headers.fields[index].value
-        var parts = SIPHeaders.splitList(field)
-        guard let first = parts.first, var via = SIPVia.parse(first) else { return nil }
-        var changed = false
+        // One Via per field is the common case: no list to split.
+        let single = !field.utf8.contains(UInt8(ascii: ","))
+        var parts = single ? [] : SIPHeaders.splitList(field)
+        guard let first = single ? field : parts.first, var via = SIPVia.parse(first) else { return nil }
         let sentBy = via.host.hasPrefix("[") ? String(via.host.dropFirst().dropLast()) : via.host
         let sourcePort = String(source.remotePort)
-        if via.hasRport && via.parameters.value("rport") != sourcePort {
-            via.parameters.set("rport", sourcePort)
-            changed = true
+        let hadReceived = via.received != nil
+        let rportValue = via.parameters.value("rport")
+        let setRport = via.hasRport && rportValue != sourcePort
+        if setRport { via.parameters.set("rport", sourcePort) }
+        let needsReceived = via.hasRport || hadReceived || sentBy.lowercased() != source.remoteHost.lowercased()
+        let setReceived = needsReceived && via.received != source.remoteHost
+        if setReceived { via.parameters.set("received", source.remoteHost) }
+        guard setRport || setReceived else { return via }
+        // The usual case (`;rport` without a value, no `received` of the client's own) is an
+        // edit of the client's text; anything else is written out again from the parsed Via.
+        if single, !hadReceived, rportValue == nil,
+           let text = SIPVia.stampedText(first, rport: setRport ? sourcePort : nil, received: setReceived ? source.remoteHost : nil) {
+            request.headers.replaceValue(at: index, with: text)
+            return via
         }
-        let needsReceived = via.hasRport || via.received != nil || sentBy.lowercased() != source.remoteHost.lowercased()
-        if needsReceived && via.received != source.remoteHost {
-            via.parameters.set("received", source.remoteHost)
-            changed = true
-        }
-        guard changed else { return via }
+        if single { parts = [first] }
         parts[0] = Substring(via.description)
         request.headers.replaceValue(at: index, with: parts.joined(separator: ", "))
         return via
