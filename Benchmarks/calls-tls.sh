@@ -77,26 +77,16 @@ start_target() {  # target rundir -> TARGET_PID, TPORT
   case $t in
     ours)
       TPORT=$OURS_TLS
-      local args=(serve --udp "$HOST:$OURS_PORT" --tcp "$HOST:$OURS_PORT" --tls "$HOST:$OURS_TLS"
-                  --store memory --admin off)
-      [[ -n $LOGLEVEL ]] && args+=(--log-level "$LOGLEVEL")
-      echo "$BIN ${args[*]}" >"$dir/cmdline"
-      # in the run folder: no config/registrar.yaml there, so the built-in defaults apply
-      # (TLS with a generated ECDSA P-256 development certificate)
-      (cd "$dir" && exec "$BIN" "${args[@]}" >target.log 2>&1) &
-      TARGET_PID=$!
+      start_ours "$dir"
       ;;
     kamailio)
       TPORT=$KAM_TLS
-      mkdir -p "$dir/kam-run"
       # the same kind of certificate as ours: ECDSA P-256, self-signed
       openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
         -keyout "$dir/server.key" -out "$dir/server.crt" 2>/dev/null || { log "openssl req failed"; return 1; }
       printf '[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\nprivate_key = %s\ncertificate = %s\n\n[client:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n' \
         "$dir/server.key" "$dir/server.crt" >"$dir/tls.cfg"
-      (cd "$dir" && exec kamailio -f "$here/kamailio-proxy.cfg" -A WITH_TLS -A "TLS_CFG=\"$dir/tls.cfg\"" -DD -E -m "${KAM_SHM_MB:-1024}" -M 16 \
-         -l "udp:$HOST:$KAM_PORT" -l "tls:$HOST:$KAM_TLS" -Y "$dir/kam-run" >target.log 2>&1) &
-      TARGET_PID=$!
+      start_kamailio "$dir" -A WITH_TLS -A "TLS_CFG=\"$dir/tls.cfg\"" -l "tls:$HOST:$KAM_TLS"
       ;;
   esac
   wait_tcp "$TPORT" 15 && kill -0 "$TARGET_PID" 2>/dev/null || { log "$t did not open tls/$TPORT; see $dir/target.log"; return 1; }

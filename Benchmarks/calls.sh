@@ -94,20 +94,11 @@ start_target() {  # target rundir -> TARGET_PID, TPORT
   case $t in
     ours)
       TPORT=$OURS_PORT
-      local args=(serve --udp "$HOST:$OURS_PORT" --tcp "$HOST:$OURS_PORT" --tls "$HOST:$OURS_TLS"
-                  --store memory --admin off)
-      [[ -n $LOGLEVEL ]] && args+=(--log-level "$LOGLEVEL")
-      echo "$BIN ${args[*]}" >"$dir/cmdline"
-      # run in the run folder: no config/registrar.yaml there, so the built-in defaults apply
-      (cd "$dir" && exec "$BIN" "${args[@]}" >target.log 2>&1) &
-      TARGET_PID=$!
+      start_ours "$dir"
       ;;
     kamailio)
       TPORT=$KAM_PORT
-      mkdir -p "$dir/kam-run"
-      (cd "$dir" && exec kamailio -f "$here/kamailio-proxy.cfg" -DD -E -m "${KAM_SHM_MB:-1024}" -M 16 \
-         -l "udp:$HOST:$KAM_PORT" -Y "$dir/kam-run" >target.log 2>&1) &
-      TARGET_PID=$!
+      start_kamailio "$dir"
       ;;
   esac
   wait_udp "$TPORT" 15 || { log "$t did not open udp/$TPORT; see $dir/target.log"; return 1; }

@@ -47,3 +47,25 @@ stop_pid() {  # stop a process we started and everything it forked
   kill -KILL $pids 2>/dev/null
   wait "$root" 2>/dev/null
 }
+# start_ours DIR: our server on the benchmark ports (BIN, HOST, OURS_PORT, OURS_TLS, LOGLEVEL)
+# -> TARGET_PID. It runs in DIR: no config/registrar.yaml there, so the built-in defaults
+# apply (TLS with a generated ECDSA P-256 development certificate).
+start_ours() {
+  local dir=$1
+  local args=(serve --udp "$HOST:$OURS_PORT" --tcp "$HOST:$OURS_PORT" --tls "$HOST:$OURS_TLS"
+              --store memory --admin off)
+  [[ -n $LOGLEVEL ]] && args+=(--log-level "$LOGLEVEL")
+  echo "$BIN ${args[*]}" >"$dir/cmdline"
+  (cd "$dir" && exec "$BIN" "${args[@]}" >target.log 2>&1) &
+  TARGET_PID=$!
+}
+# start_kamailio DIR [ARG...]: Kamailio with calls/kamailio-proxy.cfg on udp HOST:KAM_PORT,
+# ARGs added (defines, more listeners) -> TARGET_PID
+start_kamailio() {
+  local dir=$1
+  shift
+  mkdir -p "$dir/kam-run"
+  (cd "$dir" && exec kamailio -f "$here/kamailio-proxy.cfg" "$@" -DD -E -m "${KAM_SHM_MB:-1024}" -M 16 \
+     -l "udp:$HOST:$KAM_PORT" -Y "$dir/kam-run" >target.log 2>&1) &
+  TARGET_PID=$!
+}
