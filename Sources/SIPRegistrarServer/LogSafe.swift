@@ -5,6 +5,8 @@ extension String {
     /// percent-decoded AOR, a User-Agent) can neither start a fake log line nor move the
     /// terminal's cursor. Printable text comes out unchanged.
     var logSafe: String {
+        // Printable ASCII without a backslash, what nearly every value is: one byte scan.
+        if utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != 0x5C }) { return self }
         guard unicodeScalars.contains(where: Self.needsEscape) else { return self }
         var out = ""
         out.reserveCapacity(utf8.count + 8)
