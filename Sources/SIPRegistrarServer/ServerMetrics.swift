@@ -66,7 +66,8 @@ final class ServerMetrics: Sendable {
     /// The counters of the per-message families, by a key that costs no string building:
     /// these are bumped two or three times per message.
     private struct HotKey: Hashable {
-        var family: UInt8
+        enum Family { case requests, responses, registrations }
+        var family: Family
         var label: String
         var number: Int
         var transport: SIPTransportProtocol?
@@ -87,20 +88,20 @@ final class ServerMetrics: Sendable {
 
     func requestReceived(_ method: SIPMethod, _ transport: SIPTransportProtocol) {
         let name = Self.methodLabel(method)
-        hotCounter(HotKey(family: 0, label: name, number: 0, transport: transport)) {
+        hotCounter(HotKey(family: .requests, label: name, number: 0, transport: transport)) {
             counter("sip_requests_total", [("method", name), ("transport", transport.rawValue.lowercased())])
         }.increment()
     }
 
     func responseSent(_ code: Int, _ transport: SIPTransportProtocol) {
-        hotCounter(HotKey(family: 1, label: "", number: code, transport: transport)) {
+        hotCounter(HotKey(family: .responses, label: "", number: code, transport: transport)) {
             counter("sip_responses_total", [("code", String(code)), ("transport", transport.rawValue.lowercased())])
         }.increment()
     }
 
     func bindingEvent(_ e: BindingEvent) {
         let kind = e.kind
-        hotCounter(HotKey(family: 2, label: kind, number: 0, transport: nil)) {
+        hotCounter(HotKey(family: .registrations, label: kind, number: 0, transport: nil)) {
             counter("sip_registrations_total", [("event", kind)])
         }.increment()
     }
