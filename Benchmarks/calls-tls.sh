@@ -28,32 +28,17 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 root=$PWD
 here=$root/Benchmarks/calls
+. "$here/lib.sh"   # BIN, LOGLEVEL, HOST, the ports, the helpers
 
-BIN=${BIN:-$root/.build-release/release/sip-registrar}
-LOGLEVEL=${LOGLEVEL:-}
 RUNS=${RUNS:-3}
 RATES=${RATES:-200 400 800}
 STEP_S=${STEP_S:-8}
 WARMUP_S=${WARMUP_S:-3}
 OUT=${OUT:-/tmp/sip-calls-tls/$(date +%Y%m%d-%H%M%S)}
-HOST=127.0.0.1
-OURS_PORT=17060; OURS_TLS=17061; KAM_PORT=17070; KAM_TLS=17071
-CLK_TCK=$(getconf CLK_TCK)
 PY=/usr/bin/python3
 [[ -x $PY ]] || PY=python3
 
-read -r -a targets <<<"${*:-ours kamailio}"
-for t in "${targets[@]}"; do
-  case $t in ours | kamailio) ;; *) echo "unknown target $t (ours | kamailio)" >&2; exit 2 ;; esac
-done
-for tool in "$PY" openssl bc; do command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 2; }; done
-[[ " ${targets[*]} " == *" kamailio "* ]] && ! command -v kamailio >/dev/null && { echo "needs kamailio" >&2; exit 2; }
-[[ " ${targets[*]} " == *" ours "* && ! -x $BIN ]] && { echo "no binary at $BIN (BIN=...)" >&2; exit 2; }
-mkdir -p "$OUT" || exit 1
-ulimit -n "$(ulimit -Hn)" 2>/dev/null
-ulimit -c 0
-
-. "$here/lib.sh"
+prepare_run "$PY" openssl bc -- "$@"
 
 TARGET_PID=; UAS_PID=
 cleanup() {

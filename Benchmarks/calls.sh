@@ -39,9 +39,9 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 root=$PWD
 here=$root/Benchmarks/calls
+. "$here/lib.sh"   # BIN, LOGLEVEL, HOST, the ports, the helpers
 
-BIN=${BIN:-$root/.build-release/release/sip-registrar}
-LOGLEVEL=${LOGLEVEL:-}
+UAS_PORT=17160; UAC_PORT=17260
 RUNS=${RUNS:-1}
 BUDGET_S=${BUDGET_S:-90}
 STEP_S=${STEP_S:-8}
@@ -53,22 +53,8 @@ FAIL_PPM=${FAIL_PPM:-1000}
 MIN_ACHIEVED=${MIN_ACHIEVED:-0.95}
 TRACE_MSG=${TRACE_MSG:-}
 OUT=${OUT:-/tmp/sip-calls/$(date +%Y%m%d-%H%M%S)}
-HOST=127.0.0.1
-OURS_PORT=17060; OURS_TLS=17061; KAM_PORT=17070; UAS_PORT=17160; UAC_PORT=17260
-CLK_TCK=$(getconf CLK_TCK)
 
-read -r -a targets <<<"${*:-ours kamailio}"
-for t in "${targets[@]}"; do
-  case $t in ours | kamailio) ;; *) echo "unknown target $t (ours | kamailio)" >&2; exit 2 ;; esac
-done
-for tool in sipp python3 bc; do command -v $tool >/dev/null || { echo "needs $tool" >&2; exit 2; }; done
-[[ " ${targets[*]} " == *" kamailio "* ]] && ! command -v kamailio >/dev/null && { echo "needs kamailio" >&2; exit 2; }
-[[ " ${targets[*]} " == *" ours "* && ! -x $BIN ]] && { echo "no binary at $BIN (BIN=...)" >&2; exit 2; }
-mkdir -p "$OUT" || exit 1
-ulimit -n "$(ulimit -Hn)" 2>/dev/null
-ulimit -c 0
-
-. "$here/lib.sh"
+prepare_run sipp python3 bc -- "$@"
 
 # ---------------------------------------------------------------- processes
 TARGET_PID=; UAS_PID=; UAC_PID=

@@ -1,5 +1,33 @@
 # Helpers shared by Benchmarks/calls.sh and Benchmarks/calls-tls.sh (sourced, not run).
 # shellcheck shell=bash
+# The caller sets root (the package) and here (Benchmarks/calls) before sourcing.
+
+# Settings both scripts share; BIN and LOGLEVEL come from the environment when given.
+BIN=${BIN:-$root/.build-release/release/sip-registrar}
+LOGLEVEL=${LOGLEVEL:-}
+HOST=127.0.0.1
+OURS_PORT=17060; OURS_TLS=17061; KAM_PORT=17070; KAM_TLS=17071
+CLK_TCK=$(getconf CLK_TCK)
+
+# prepare_run TOOL... -- TARGET...: the targets (default: ours kamailio) into `targets`,
+# checked with the tools each needs, OUT created and the limits raised; exits 2 on an
+# unknown target or a missing tool or binary.
+prepare_run() {
+  local tools=() t
+  while (($#)) && [[ $1 != -- ]]; do tools+=("$1"); shift; done
+  (($#)) && shift
+  read -r -a targets <<<"${*:-ours kamailio}"
+  for t in "${targets[@]}"; do
+    case $t in ours | kamailio) ;; *) echo "unknown target $t (ours | kamailio)" >&2; exit 2 ;; esac
+  done
+  for t in "${tools[@]}"; do command -v "$t" >/dev/null || { echo "needs $t" >&2; exit 2; }; done
+  [[ " ${targets[*]} " == *" kamailio "* ]] && ! command -v kamailio >/dev/null && { echo "needs kamailio" >&2; exit 2; }
+  [[ " ${targets[*]} " == *" ours "* && ! -x $BIN ]] && { echo "no binary at $BIN (BIN=...)" >&2; exit 2; }
+  mkdir -p "$OUT" || exit 1
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null
+  ulimit -c 0
+}
+
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 # the pid and all its descendants
