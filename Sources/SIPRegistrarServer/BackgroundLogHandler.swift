@@ -22,10 +22,12 @@ package final class LogSink: Sendable {
     /// The process-wide sink for standard error.
     package static let standardError = LogSink(fileDescriptor: 2)
 
-    /// One line to write: text already formatted, or a log event formatted on the queue.
+    /// One line to write: text already formatted, a log event formatted on the queue, or a
+    /// line whose fields and message are produced on the queue (``Logger/log(level:fields:)``).
     enum Entry: Sendable {
         case text(String)
         case event(label: String, level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata, time: Int)
+        case deferred(label: String, level: Logger.Level, time: Int, fields: @Sendable (inout LogFields) -> Logger.Message)
     }
 
     private let fd: Int32
@@ -91,6 +93,16 @@ package final class LogSink: Sendable {
                     text += line
                 case .event(let label, let level, let message, let metadata, let time):
                     format(label: label, level: level, message: message, metadata: metadata, time: time, into: &text)
+                case .deferred(let label, let level, let time, let fields):
+                    prefix(label: label, level: level, time: time, into: &text)
+                    // The fields are appended straight to the batch's text: no metadata
+                    // dictionary, no sort, no copy (the swaps move the storage in and out).
+                    var f = LogFields(direct: true)
+                    swap(&f.text, &text)
+                    let message = fields(&f)
+                    swap(&f.text, &text)
+                    text += " "
+                    text += message.description
                 }
                 text += "\n"
             }
@@ -102,12 +114,7 @@ package final class LogSink: Sendable {
     /// `TIME LEVEL LABEL : key=value ... MESSAGE`, keys sorted, as `StreamLogHandler` writes it.
     private func format(label: String, level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata,
                         time: Int, into text: inout String) {
-        text += timestamp(time)
-        text += " "
-        text += level.rawValue
-        text += " "
-        text += label
-        text += " :"
+        prefix(label: label, level: level, time: time, into: &text)
         for key in metadata.keys.sorted() {
             text += " "
             text += key
@@ -116,6 +123,16 @@ package final class LogSink: Sendable {
         }
         text += " "
         text += message.description
+    }
+
+    /// `TIME LEVEL LABEL :`
+    private func prefix(label: String, level: Logger.Level, time: Int, into text: inout String) {
+        text += timestamp(time)
+        text += " "
+        text += level.rawValue
+        text += " "
+        text += label
+        text += " :"
     }
 
     /// `2026-12-01T21:00:00+0000`, local time, formatted once per second.
@@ -187,5 +204,60 @@ package struct BackgroundLogHandler: LogHandler {
             if all.isEmpty { all = extra } else { all.merge(extra) { _, new in new } }
         }
         sink.enqueue(.event(label: label, level: event.level, message: event.message, metadata: all, time: time(nil)))
+    }
+
+    /// Queues a line whose fields and message `fields` writes on the sink's queue; `false`
+    /// (nothing queued) when the handler has metadata of its own, which must be merged and
+    /// sorted with the line's keys the usual way.
+    func logDeferred(level: Logger.Level, _ fields: @escaping @Sendable (inout LogFields) -> Logger.Message) -> Bool {
+        guard metadata.isEmpty, metadataProvider == nil else { return false }
+        sink.enqueue(.deferred(label: label, level: level, time: time(nil), fields: fields))
+        return true
+    }
+}
+
+/// The `key=value` fields of one log line, for ``Logger/log(level:fields:)``: appended to
+/// the line's text as they come when a ``BackgroundLogHandler`` writes the line, gathered
+/// into metadata for any other handler.
+package struct LogFields {
+    private let direct: Bool
+    fileprivate var text = ""
+    fileprivate(set) var metadata: Logger.Metadata = [:]
+
+    fileprivate init(direct: Bool) { self.direct = direct }
+
+    /// Adds `key=value`. Keys are given in sorted order, as ``LogSink`` writes every other line.
+    package mutating func add(_ key: String, _ value: String) {
+        guard direct else {
+            metadata[key] = .string(value)
+            return
+        }
+        text += " "
+        text += key
+        text += "="
+        text += value
+    }
+
+    /// Adds `key=value` with the value escaped (``Swift/String/logSafe``): for values taken
+    /// from a request.
+    package mutating func add(_ key: String, escaping value: String) { add(key, value.logSafe) }
+
+    /// Adds `key=value` for a number.
+    package mutating func add(_ key: String, _ value: Int) { add(key, String(value)) }
+}
+
+extension Logger {
+    /// Logs a line whose fields and message are built only when it is written: on the log
+    /// sink's queue when the handler is a ``BackgroundLogHandler`` (the caller pays one
+    /// closure and a queued entry, not a metadata dictionary, escaping and formatting), at
+    /// once for any other handler. For lines on the hot path (one per REGISTER that
+    /// creates a binding); `fields` must be cheap to capture and must not touch state that
+    /// changes later.
+    package func log(level: Logger.Level, fields: @escaping @Sendable (inout LogFields) -> Logger.Message) {
+        guard logLevel <= level else { return }
+        if let h = handler as? BackgroundLogHandler, h.logDeferred(level: level, fields) { return }
+        var f = LogFields(direct: false)
+        let message = fields(&f)
+        log(level: level, message, metadata: f.metadata)
     }
 }
