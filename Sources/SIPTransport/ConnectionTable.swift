@@ -5,13 +5,30 @@ import SIPMessage
 /// Open TCP/TLS connections (flows): by id, by remote endpoint for reuse in both
 /// directions, and counted per remote IP for the limits.
 final class ConnectionTable: Sendable {
+    /// Kept small: every idle softphone connection has one (with dictionary slack, about
+    /// twice its size). The TLS peer's identity travels in each message's `SIPSource`.
     struct Flow: Sendable {
         var id: UInt64
         var channel: any Channel
         var transport: SIPTransportProtocol
         var remoteHost: String
         var remotePort: Int
-        var tlsPeer: SIPTLSPeerIdentity?
+    }
+
+    /// A remote endpoint, for reusing a connection in both directions. A struct, not a
+    /// `"TLS|host|port"` string: that string is longer than Swift's 15 inline bytes, so it
+    /// was one more allocation per connection and per lookup.
+    struct Endpoint: Hashable {
+        var transport: SIPTransportProtocol
+        var host: String
+        var port: Int
+
+        init(_ transport: SIPTransportProtocol, _ host: String, _ port: Int) {
+            self.transport = transport
+            // Hosts are compared case-insensitively; IP literals (what connections have) are lowercase already.
+            self.host = host.utf8.contains { $0 >= 0x41 && $0 <= 0x5A } ? host.lowercased() : host
+            self.port = port
+        }
     }
 
     enum Admission: Equatable {
@@ -22,7 +39,7 @@ final class ConnectionTable: Sendable {
 
     private struct Storage {
         var flows: [UInt64: Flow] = [:]
-        var byEndpoint: [String: UInt64] = [:]
+        var byEndpoint: [Endpoint: UInt64] = [:]
         var perIP: [String: Int] = [:]
         var reserved = 0
     }
@@ -35,10 +52,6 @@ final class ConnectionTable: Sendable {
             n += 1
             return n
         }
-    }
-
-    static func endpointKey(_ transport: SIPTransportProtocol, _ host: String, _ port: Int) -> String {
-        "\(transport.rawValue)|\(host.lowercased())|\(port)"
     }
 
     /// Reserves a slot for a connection from `ip`, or says which limit refuses it.
@@ -67,27 +80,23 @@ final class ConnectionTable: Sendable {
     func register(_ flow: Flow) {
         storage.withLockedValue { s in
             s.flows[flow.id] = flow
-            s.byEndpoint[Self.endpointKey(flow.transport, flow.remoteHost, flow.remotePort)] = flow.id
+            s.byEndpoint[Endpoint(flow.transport, flow.remoteHost, flow.remotePort)] = flow.id
         }
     }
 
     func remove(_ id: UInt64) {
         storage.withLockedValue { s in
             guard let flow = s.flows.removeValue(forKey: id) else { return }
-            let key = Self.endpointKey(flow.transport, flow.remoteHost, flow.remotePort)
+            let key = Endpoint(flow.transport, flow.remoteHost, flow.remotePort)
             if s.byEndpoint[key] == id { s.byEndpoint[key] = nil }
         }
-    }
-
-    func setPeer(_ id: UInt64, _ peer: SIPTLSPeerIdentity?) {
-        storage.withLockedValue { $0.flows[id]?.tlsPeer = peer }
     }
 
     func flow(_ id: UInt64) -> Flow? { storage.withLockedValue { $0.flows[id] } }
 
     func flow(to transport: SIPTransportProtocol, host: String, port: Int) -> Flow? {
         storage.withLockedValue { s in
-            s.byEndpoint[Self.endpointKey(transport, host, port)].flatMap { s.flows[$0] }
+            s.byEndpoint[Endpoint(transport, host, port)].flatMap { s.flows[$0] }
         }
     }
 

@@ -234,6 +234,11 @@ public final class Dispatcher: SIPTimerScheduler, Sendable {
     /// on one (no cross-thread wake-up: the proxy arms and disarms several timers per
     /// request), else on the first loop's. Arming and cancelling cost O(1) (`TimerWheel`).
     public func schedule(after delay: Duration, _ body: @escaping @Sendable () -> Void) -> any SIPScheduledTimer {
+        scheduleOnWheel(after: delay, body)
+    }
+
+    /// ``schedule(after:_:)`` with the concrete timer (8 bytes to keep instead of an existential's 40).
+    func scheduleOnWheel(after delay: Duration, _ body: @escaping @Sendable () -> Void) -> WheelTimer {
         let wheel = MultiThreadedEventLoopGroup.currentEventLoop.flatMap { wheels[ObjectIdentifier($0)] } ?? firstWheel
         return wheel.schedule(after: delay, body)
     }

@@ -4,35 +4,38 @@ import NIOTLS
 import SIPMessage
 import SIPTLS
 
-/// The top of a TCP/TLS connection's pipeline: registers the flow, answers CRLF
+/// The top of a TCP/TLS connection's pipeline: frames messages (`Framing`: the stream
+/// decoder on TCP and TLS, nothing over WebSocket), registers the flow, answers CRLF
 /// keep-alives, hands messages to the dispatcher, answers framing errors with 400
 /// and closes, and enforces the idle timeouts and limits.
-final class StreamConnectionHandler: ChannelInboundHandler {
-    typealias InboundIn = SIPStreamItem
+final class StreamConnectionHandler<Framing: SIPInboundFraming>: ChannelInboundHandler {
+    typealias InboundIn = Framing.Input
     typealias OutboundOut = ByteBuffer
 
+    private var framing: Framing
     private let dispatcher: Dispatcher
     private let transport: SIPTransportProtocol
     private let inbound: Bool
     private var flowID: UInt64 = 0
     private var source: SIPSource?
+    /// The key of the connection-limit slot this connection holds, released when it closes:
+    /// for a connection this server opens, the slot taken before connecting (see
+    /// `StreamLeg.connect`); for one it accepts, the slot taken when it became active.
     private var admittedIP: String?
     private var sawValidMessage = false
     private var lastActivity = NIODeadline.now()
     /// On the dispatcher's timer wheel: an entry there costs about half of an NIO scheduled
     /// task with its promise, and every idle connection carries one for its whole life.
-    private var idleTimer: (any SIPScheduledTimer)?
-
-    /// The limit slot an outbound connection took before connecting; released when it closes.
-    private let outboundAdmission: String?
+    private var idleTimer: WheelTimer?
 
     /// - Parameter outboundAdmission: for a connection this server opens, the key of the
     ///   connection-limit slot already taken for it (see `StreamLeg.connect`).
-    init(dispatcher: Dispatcher, transport: SIPTransportProtocol, inbound: Bool, outboundAdmission: String? = nil) {
+    init(framing: Framing, dispatcher: Dispatcher, transport: SIPTransportProtocol, inbound: Bool, outboundAdmission: String? = nil) {
+        self.framing = framing
         self.dispatcher = dispatcher
         self.transport = transport
         self.inbound = inbound
-        self.outboundAdmission = outboundAdmission
+        self.admittedIP = inbound ? nil : outboundAdmission
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -53,15 +56,13 @@ final class StreamConnectionHandler: ChannelInboundHandler {
                 return
             }
             admittedIP = host
-        } else {
-            admittedIP = outboundAdmission
         }
         flowID = dispatcher.connections.makeID()
         let local = context.channel.localAddress
         source = SIPSource(transport: transport, remoteHost: host, remotePort: port, localHost: local?.ipAddress,
                            localPort: local?.port, flowID: flowID)
         dispatcher.connections.register(.init(id: flowID, channel: context.channel, transport: transport, remoteHost: host,
-                                              remotePort: port, tlsPeer: nil))
+                                              remotePort: port))
         dispatcher.notify(.connectionOpened(transport, remote: "\(host):\(port)"))
         scheduleIdleCheck(context: context, after: config.idleTimeoutBeforeFirstMessage)
     }
@@ -73,7 +74,8 @@ final class StreamConnectionHandler: ChannelInboundHandler {
             dispatcher.notify(.connectionClosed(transport, remote: source.remoteAddress))
             dispatcher.forwarder?.flowClosed(flowID)
         }
-        if let ip = admittedIP {
+        // Only an activated connection took its slot over (before that, whoever opened it holds it).
+        if source != nil, let ip = admittedIP {
             dispatcher.connections.release(ip: ip)
             admittedIP = nil
         }
@@ -89,7 +91,6 @@ final class StreamConnectionHandler: ChannelInboundHandler {
             // Only a verified certificate says anything about who the peer is.
             let verifiedPeer = peer.flatMap { $0.verified ? $0 : nil }
             source?.tlsPeer = verifiedPeer
-            dispatcher.connections.setPeer(flowID, verifiedPeer)
             dispatcher.notify(.tlsHandshake(succeeded: true, remote: source?.remoteAddress ?? "?",
                                             detail: "\(established.info.version?.rawValue ?? "?") \(established.info.cipher ?? "?")"))
         }
@@ -97,9 +98,18 @@ final class StreamConnectionHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard let source else { return }
+        guard source != nil else { return }
         lastActivity = .now()
-        switch unwrapInboundIn(data) {
+        framing.append(unwrapInboundIn(data))
+        // One item at a time: handling one may close the connection or re-enter this handler.
+        while let item = framing.next() {
+            guard let source, context.channel.isActive else { return }
+            handle(item, source: source, context: context)
+        }
+    }
+
+    private func handle(_ item: SIPStreamItem, source: SIPSource, context: ChannelHandlerContext) {
+        switch item {
         case .ping:
             dispatcher.count(.keepAlivePings)
             context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: "\r\n")), promise: nil)
@@ -160,7 +170,7 @@ final class StreamConnectionHandler: ChannelInboundHandler {
         idleTimer?.cancel()
         let loop = context.eventLoop
         let bound = NIOLoopBound((self, context), eventLoop: loop)
-        idleTimer = dispatcher.schedule(after: delay) {
+        idleTimer = dispatcher.scheduleOnWheel(after: delay) {
             // The wheel of the loop that armed it fires on that loop; hop there if not.
             if loop.inEventLoop {
                 let (handler, context) = bound.value

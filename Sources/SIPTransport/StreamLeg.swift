@@ -27,11 +27,9 @@ final class StreamLeg: Sendable {
         self.dispatcher = dispatcher
     }
 
-    /// Read buffers for connections: NIO keeps each connection's last read buffer for the
-    /// next read, and its default starts at 2 KiB, which an idle softphone connection would
-    /// hold for its whole life. Starting at 512 bytes (a REGISTER's size) and adapting up to
-    /// 64 KiB under load keeps about 1.5 KiB less per idle connection.
-    static let receiveBuffers = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65_536)
+    /// Read buffers for connections: NIO keeps each connection's read buffer for the next
+    /// read, at the largest size it ever grew to, for the connection's whole life.
+    static let receiveBuffers = ConnectionReadSizes()
 
     static func bind(transport: SIPTransportProtocol, host: String, port: Int, tls: TLS?, dispatcher: Dispatcher) async throws -> StreamLeg {
         let config = dispatcher.configuration
@@ -57,15 +55,13 @@ final class StreamLeg: Sendable {
         return StreamLeg(transport: transport, channel: channel, localAddress: local, tls: tls, dispatcher: dispatcher)
     }
 
-    /// The shared pipeline: [TLS] → framing → connection handler.
+    /// The shared pipeline: [TLS] → connection handler (which frames the stream).
     static func configure(_ channel: any Channel, transport: SIPTransportProtocol, tlsHandler: TLSHandler?,
                           dispatcher: Dispatcher, inbound: Bool, outboundAdmission: String? = nil) throws {
         let ops = channel.pipeline.syncOperations
         if let tlsHandler { try ops.addHandler(tlsHandler) }
-        let limits = dispatcher.configuration.parserLimits
-        try ops.addHandler(ByteToMessageHandler(SIPStreamDecoder(limits: limits),
-                                                maximumBufferSize: dispatcher.configuration.maxMessageBytes * 2))
-        try ops.addHandler(StreamConnectionHandler(dispatcher: dispatcher, transport: transport, inbound: inbound,
+        try ops.addHandler(StreamConnectionHandler(framing: SIPStreamDecoder(limits: dispatcher.configuration.parserLimits),
+                                                   dispatcher: dispatcher, transport: transport, inbound: inbound,
                                                    outboundAdmission: outboundAdmission))
     }
 
@@ -116,5 +112,49 @@ final class StreamLeg: Sendable {
             dispatcher.connections.release(ip: host)
             throw DispatcherError.connectFailed("\(transport) \(host):\(port): \(error)")
         }
+    }
+}
+
+/// Read sizes for a connection: 512 bytes (a REGISTER's size) to start, doubling up to
+/// 64 KiB only when two reads in a row fill the buffer, halving (not below 512) after two
+/// reads in a row that use at most half of it.
+///
+/// NIO keeps a connection's read buffer between reads, at the largest size it ever had,
+/// so the size matters for every idle softphone. NIO's adaptive sizes double on one full
+/// read: the first read of a TLS connection, a 517-byte ClientHello, filled 512 bytes and
+/// left each idle connection with a 1 KiB buffer. A single full read is followed by the
+/// read of the rest within the same wake-up; a connection busy enough to fill the buffer
+/// twice in a row (a proxy sending many messages) still grows to what it needs.
+struct ConnectionReadSizes: RecvByteBufferAllocator {
+    static let minimum = 512
+    static let maximum = 65_536
+    private(set) var size = ConnectionReadSizes.minimum
+    private var fullReads = 0
+    private var smallReads = 0
+
+    func buffer(allocator: ByteBufferAllocator) -> ByteBuffer { allocator.buffer(capacity: size) }
+
+    func nextBufferSize() -> Int? { size }
+
+    mutating func record(actualReadBytes n: Int) -> Bool {
+        if n >= size {
+            smallReads = 0
+            fullReads += 1
+            guard fullReads >= 2, size < Self.maximum else { return false }
+            fullReads = 0
+            size *= 2
+            return true
+        }
+        fullReads = 0
+        if n <= size / 2, size / 2 >= Self.minimum {
+            smallReads += 1
+            if smallReads >= 2 {
+                smallReads = 0
+                size /= 2
+            }
+        } else {
+            smallReads = 0
+        }
+        return false
     }
 }

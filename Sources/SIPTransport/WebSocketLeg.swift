@@ -77,7 +77,8 @@ extension StreamLeg {
                     try ops.addHandler(NIOWebSocketFrameAggregator(minNonFinalFragmentSize: 1, maxAccumulatedFrameCount: 1_024,
                                                                    maxAccumulatedFrameSize: maxMessage))
                     try ops.addHandler(SIPWebSocketFraming(maxMessageBytes: maxMessage))
-                    try ops.addHandler(StreamConnectionHandler(dispatcher: dispatcher, transport: transport, inbound: false,
+                    try ops.addHandler(StreamConnectionHandler(framing: SIPFramedItems(), dispatcher: dispatcher,
+                                                               transport: transport, inbound: false,
                                                                outboundAdmission: admitted))
                 }
             })

@@ -1,5 +1,4 @@
 import NIOCore
-import NIOEmbedded
 import SIPMessage
 @testable import SIPTransport
 import Testing
@@ -11,17 +10,22 @@ import Testing
         "Content-Length: 4", "", "body",
     ].joined(separator: "\r\n")
 
-    func channel(maxMessage: Int = 65_536) throws -> EmbeddedChannel {
-        let c = EmbeddedChannel()
-        try c.pipeline.syncOperations.addHandler(
-            ByteToMessageHandler(SIPStreamDecoder(limits: SIPParserLimits(maxMessageBytes: maxMessage))))
-        return c
+    /// The decoder as the connection handler drives it: bytes in, then every item that is complete.
+    final class Stream {
+        var decoder: SIPStreamDecoder
+        var out: [SIPStreamItem] = []
+        init(maxMessage: Int) { decoder = SIPStreamDecoder(limits: SIPParserLimits(maxMessageBytes: maxMessage)) }
+        func writeInbound(_ bytes: ByteBuffer) throws {
+            decoder.append(bytes)
+            while let item = decoder.next() { out.append(item) }
+        }
     }
 
-    func items(_ c: EmbeddedChannel) throws -> [SIPStreamItem] {
-        var out: [SIPStreamItem] = []
-        while let i = try c.readInbound(as: SIPStreamItem.self) { out.append(i) }
-        return out
+    func channel(maxMessage: Int = 65_536) throws -> Stream { Stream(maxMessage: maxMessage) }
+
+    func items(_ c: Stream) throws -> [SIPStreamItem] {
+        defer { c.out = [] }
+        return c.out
     }
 
     func messages(_ items: [SIPStreamItem]) -> [String] {
@@ -73,6 +77,21 @@ import Testing
         _ = try items(c)
         try c.writeInbound(ByteBuffer(string: Self.register))
         #expect(try items(c).isEmpty)
+    }
+
+    /// Between messages nothing is held: an idle connection keeps no buffer.
+    @Test func nothingIsBufferedBetweenMessages() throws {
+        let c = try channel()
+        try c.writeInbound(ByteBuffer(string: Self.register))
+        #expect(c.decoder.bufferedBytes == 0)
+        let bytes = Array(Self.register.utf8)
+        let half = bytes.count / 2
+        try c.writeInbound(ByteBuffer(bytes: Array(Self.register.utf8) + bytes[..<half]))
+        #expect(messages(try items(c)) == [Self.register, Self.register])
+        #expect(c.decoder.bufferedBytes == half)
+        try c.writeInbound(ByteBuffer(bytes: bytes[half...]))
+        #expect(messages(try items(c)) == [Self.register])
+        #expect(c.decoder.bufferedBytes == 0)
     }
 
     @Test func compactContentLength() throws {
