@@ -48,7 +48,9 @@ target() { case $1 in ours) echo "$ours" ;; quiet) echo "$quiet" ;; *) echo "$1"
 for r in $(seq "$runs"); do
   for c in "${columns[@]}"; do
     t=$(target "$c")
-    rate_line=$(START_RATE=4000 BUDGET_S=${BUDGET_S:-100} ./run.sh "$t" udp 2>/dev/null | tail -1)
+    # MAX_RATE: the harness's next step after 32,000/s is 64,000/s, which sipp cannot
+    # generate on this kind of machine; it then hung past its time-out in one run.
+    rate_line=$(START_RATE=4000 MAX_RATE=${MAX_RATE:-32000} BUDGET_S=${BUDGET_S:-100} ./run.sh "$t" udp 2>/dev/null | tail -1)
     fixed_line=$(START_RATE=8000 MAX_RATE=8000 BUDGET_S=40 ./run.sh "$t" udp 2>/dev/null | tail -1)
     read -r _ _ rate _ _ _ p99 <<<"$rate_line"
     read -r _ _ frate cpu _ _ _ <<<"$fixed_line"
