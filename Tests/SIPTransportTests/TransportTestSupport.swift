@@ -116,6 +116,19 @@ final class UDPPeer: Sendable {
         return received.withLockedValue { $0 }
     }
 
+    /// Waits until nothing has arrived for `quiet`, then returns how many datagrams arrived in all.
+    func settled(quiet: Duration = .milliseconds(300), timeout: Duration = .seconds(5)) async -> Int {
+        let deadline = ContinuousClock.now + timeout
+        var last = received.withLockedValue { $0.count }
+        while ContinuousClock.now < deadline {
+            try? await Task.sleep(for: quiet)
+            let now = received.withLockedValue { $0.count }
+            if now == last { return now }
+            last = now
+        }
+        return last
+    }
+
     func close() async { try? await channel.close() }
 
     final class Collector: ChannelInboundHandler, Sendable {
