@@ -74,111 +74,160 @@ public struct SIPURI: Sendable, Hashable, CustomStringConvertible, LosslessStrin
     // MARK: Parsing
 
     /// Parses a URI from text; nil when it is not valid.
+    ///
+    /// The scan runs over the text's contiguous UTF-8 bytes with integer offsets: walking a
+    /// `Substring.UTF8View` by its indices costs a call into the standard library per byte,
+    /// and a REGISTER parses three or four URIs (Request-URI, To, From, Contact).
     public static func parse(_ text: Substring) -> SIPURI? {
-        let u = text.utf8
-        guard let colon = u.firstIndexOfByte(ASCII.colon), colon > u.startIndex else { return nil }
-        let schemeBytes = u[u.startIndex..<colon]
+        if let parsed = text.utf8.withContiguousStorageIfAvailable({ parse(bytes: $0) }) { return parsed }
+        var copy = text
+        copy.makeContiguousUTF8()
+        return copy.utf8.withContiguousStorageIfAvailable({ parse(bytes: $0) }) ?? nil
+    }
+
+    private static func parse(bytes u: UnsafeBufferPointer<UInt8>) -> SIPURI? {
+        guard let colon = u.firstIndex(of: ASCII.colon), colon > 0 else { return nil }
         // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
-        guard let first = schemeBytes.first, ASCII.isAlpha(first),
-              schemeBytes.allSatisfy({ ASCII.isAlphaNumeric($0) || $0 == 43 || $0 == 45 || $0 == 46 }) else { return nil }
-        let scheme = asciiLowercased(Substring(schemeBytes))
-        let rest = Substring(u[u.index(after: colon)...])
+        guard ASCII.isAlpha(u[0]) else { return nil }
+        for k in 1..<colon {
+            let b = u[k]
+            guard ASCII.isAlphaNumeric(b) || b == 43 || b == 45 || b == 46 else { return nil }
+        }
+        let scheme: String
+        if colon == 3, u[0] | 0x20 == 0x73, u[1] | 0x20 == 0x69, u[2] | 0x20 == 0x70 {
+            scheme = "sip"
+        } else if colon == 4, u[0] | 0x20 == 0x73, u[1] | 0x20 == 0x69, u[2] | 0x20 == 0x70, u[3] | 0x20 == 0x73 {
+            scheme = "sips"
+        } else {
+            scheme = asciiLowercased(text(u, 0, colon))
+        }
+        let rest = UnsafeBufferPointer(rebasing: u[(colon + 1)...])
         if scheme == "sip" || scheme == "sips" {
             return parseSIP(scheme: scheme, rest)
         }
-        guard !rest.isEmpty, rest.utf8.allSatisfy({ $0 > 32 && $0 != ASCII.lessThan && $0 != ASCII.greaterThan && $0 != ASCII.quote && $0 < 127 }) else {
+        guard !rest.isEmpty else { return nil }
+        for b in rest where !(b > 32 && b != ASCII.lessThan && b != ASCII.greaterThan && b != ASCII.quote && b < 127) {
             return nil
         }
-        return SIPURI(scheme: scheme, opaque: String(rest))
+        return SIPURI(scheme: scheme, opaque: text(rest, 0, rest.count))
     }
 
-    private static func parseSIP(scheme: String, _ rest: Substring) -> SIPURI? {
-        let u = rest.utf8
-        guard !u.isEmpty else { return nil }
+    /// The bytes `lo..<hi` as a string; the callers have checked that they are ASCII.
+    private static func text(_ u: UnsafeBufferPointer<UInt8>, _ lo: Int, _ hi: Int) -> String {
+        String(decoding: UnsafeBufferPointer(rebasing: u[lo..<hi]), as: UTF8.self)
+    }
+
+    /// Whether every byte of `lo..<hi` passes `allowed` or is a `%`.
+    private static func all(_ u: UnsafeBufferPointer<UInt8>, _ lo: Int, _ hi: Int, _ allowed: (UInt8) -> Bool) -> Bool {
+        var k = lo
+        while k < hi {
+            let b = u[k]
+            guard allowed(b) || b == ASCII.percent else { return false }
+            k += 1
+        }
+        return true
+    }
+
+    /// The bytes `lo..<hi` with their `%HH` escapes decoded; nil on a malformed escape.
+    private static func unescaped(_ u: UnsafeBufferPointer<UInt8>, _ lo: Int, _ hi: Int) -> String? {
+        if UnsafeBufferPointer(rebasing: u[lo..<hi]).firstIndex(of: ASCII.percent) == nil { return text(u, lo, hi) }
+        return Escaping.unescape(text(u, lo, hi))
+    }
+
+    /// RFC 3261 19.1.1 / 25.1: `sip:`/`sips:` `[userinfo "@"] hostport uri-parameters [headers]`.
+    private static func parseSIP(scheme: String, _ u: UnsafeBufferPointer<UInt8>) -> SIPURI? {
+        let n = u.count
+        guard n > 0 else { return nil }
         for b in u where b <= 32 || b >= 127 || b == ASCII.lessThan || b == ASCII.greaterThan || b == ASCII.quote { return nil }
         var uri = SIPURI(scheme: scheme, host: "")
-        var hostStart = u.startIndex
-        if let at = u.firstIndexOfByte(ASCII.at) {
-            let userinfo = u[u.startIndex..<at]
-            var userBytes = userinfo
-            if let pc = userinfo.firstIndexOfByte(ASCII.colon) {
-                userBytes = userinfo[userinfo.startIndex..<pc]
-                let pw = userinfo[userinfo.index(after: pc)...]
-                guard pw.allSatisfy({ ASCII.isPasswordChar($0) || $0 == ASCII.percent }),
-                      let password = Escaping.unescape(Substring(pw)) else { return nil }
+        var hostStart = 0
+        if let at = u.firstIndex(of: ASCII.at) {
+            var userEnd = at
+            if let pc = UnsafeBufferPointer(rebasing: u[0..<at]).firstIndex(of: ASCII.colon) {
+                userEnd = pc
+                guard all(u, pc + 1, at, ASCII.isPasswordChar), let password = unescaped(u, pc + 1, at) else { return nil }
                 uri.password = password
             }
-            guard !userBytes.isEmpty, userBytes.allSatisfy({ ASCII.isUserChar($0) || $0 == ASCII.percent }),
-                  let user = Escaping.unescape(Substring(userBytes)) else { return nil }
+            guard userEnd > 0, all(u, 0, userEnd, ASCII.isUserChar), let user = unescaped(u, 0, userEnd) else { return nil }
             uri.user = user
-            hostStart = u.index(after: at)
+            hostStart = at + 1
         }
         // host
         var i = hostStart
-        if i < u.endIndex, u[i] == ASCII.leftBracket {
-            guard let close = u[i...].firstIndexOfByte(ASCII.rightBracket) else { return nil }
-            let inner = u[u.index(after: i)..<close]
-            guard !inner.isEmpty, inner.allSatisfy({ ASCII.hexValue($0) != nil || $0 == ASCII.colon || $0 == 46 }) else { return nil }
-            i = u.index(after: close)
+        if i < n, u[i] == ASCII.leftBracket {
+            var close = i + 1
+            while close < n, u[close] != ASCII.rightBracket { close += 1 }
+            guard close < n, close > i + 1 else { return nil }
+            for k in (i + 1)..<close {
+                let b = u[k]
+                guard ASCII.hexValue(b) != nil || b == ASCII.colon || b == 46 else { return nil }
+            }
+            i = close + 1
         } else {
-            while i < u.endIndex, ASCII.isHostChar(u[i]) { i = u.index(after: i) }
+            while i < n, ASCII.isHostChar(u[i]) { i += 1 }
+            guard i > hostStart, u[hostStart] != 46, u[hostStart] != 45 else { return nil }
         }
         guard i > hostStart else { return nil }
-        uri.host = String(Substring(u[hostStart..<i]))
-        if !uri.host.hasPrefix("["), uri.host.utf8.first == 46 || uri.host.utf8.first == 45 { return nil }
+        uri.host = text(u, hostStart, i)
         // port
-        if i < u.endIndex, u[i] == ASCII.colon {
-            i = u.index(after: i)
+        if i < n, u[i] == ASCII.colon {
+            i += 1
             let ps = i
             var port = 0
-            while i < u.endIndex, ASCII.isDigit(u[i]) {
+            while i < n, ASCII.isDigit(u[i]) {
                 port = port * 10 + Int(u[i] - 48)
                 guard port <= 65_535 else { return nil }
-                i = u.index(after: i)
+                i += 1
             }
             guard i > ps else { return nil }
             uri.port = port
         }
         // parameters
-        var paramsEnd = u.endIndex
-        if let q = u[i...].firstIndexOfByte(ASCII.question) { paramsEnd = q }
+        var paramsEnd = i
+        while paramsEnd < n, u[paramsEnd] != ASCII.question { paramsEnd += 1 }
         if i < paramsEnd {
             guard u[i] == ASCII.semicolon else { return nil }
             var params: [SIPParameters.Parameter] = []
-            for piece in u[u.index(after: i)..<paramsEnd].split(separator: ASCII.semicolon, omittingEmptySubsequences: false) {
-                let (name, value) = splitNameValue(piece, allowed: { ASCII.isParamChar($0) || $0 == ASCII.percent })
-                guard let name, !name.isEmpty else { return nil }
-                if let value, value == nil { return nil }
-                params.append(.init(name: name, value: value ?? nil))
+            var lo = i + 1
+            while true {
+                var hi = lo
+                while hi < paramsEnd, u[hi] != ASCII.semicolon { hi += 1 }
+                guard let p = nameValue(u, lo, hi, ASCII.isParamChar, valueRequired: false) else { return nil }
+                params.append(p)
+                if hi >= paramsEnd { break }
+                lo = hi + 1
             }
             uri.parameters = SIPParameters(params)
         }
         // headers
-        if paramsEnd < u.endIndex {
-            let hs = u.index(after: paramsEnd)
+        if paramsEnd < n {
             var headers: [SIPParameters.Parameter] = []
-            for piece in u[hs...].split(separator: ASCII.ampersand, omittingEmptySubsequences: false) {
-                let (name, value) = splitNameValue(piece, allowed: { ASCII.isHeaderChar($0) || $0 == ASCII.percent })
-                guard let name, !name.isEmpty, let value, let v = value else { return nil }
-                headers.append(.init(name: name, value: v))
+            var lo = paramsEnd + 1
+            while true {
+                var hi = lo
+                while hi < n, u[hi] != ASCII.ampersand { hi += 1 }
+                guard let h = nameValue(u, lo, hi, ASCII.isHeaderChar, valueRequired: true) else { return nil }
+                headers.append(h)
+                if hi >= n { break }
+                lo = hi + 1
             }
             uri.headers = headers
         }
         return uri
     }
 
-    /// Splits `name[=value]`; name is nil when a byte is not allowed; value is `.some(nil)` when
-    /// the value has a byte that is not allowed, `nil` when absent.
-    private static func splitNameValue(_ piece: Substring.UTF8View.SubSequence, allowed: (UInt8) -> Bool) -> (String?, String??) {
-        if let eq = piece.firstIndexOfByte(ASCII.equals) {
-            let n = piece[piece.startIndex..<eq]
-            let v = piece[piece.index(after: eq)...]
-            guard n.allSatisfy(allowed) else { return (nil, nil) }
-            guard v.allSatisfy(allowed) else { return (String(Substring(n)), .some(nil)) }
-            return (String(Substring(n)), .some(String(Substring(v))))
+    /// `name[=value]` in `lo..<hi`, as written; nil when the name is empty, a byte is not
+    /// allowed, or a required value is missing.
+    private static func nameValue(_ u: UnsafeBufferPointer<UInt8>, _ lo: Int, _ hi: Int, _ allowed: (UInt8) -> Bool,
+                                  valueRequired: Bool) -> SIPParameters.Parameter? {
+        var eq = lo
+        while eq < hi, u[eq] != ASCII.equals { eq += 1 }
+        guard eq > lo, all(u, lo, eq, allowed) else { return nil }
+        if eq == hi {
+            return valueRequired ? nil : SIPParameters.Parameter(name: text(u, lo, eq), value: nil)
         }
-        guard piece.allSatisfy(allowed) else { return (nil, nil) }
-        return (String(Substring(piece)), nil)
+        guard all(u, eq + 1, hi, allowed) else { return nil }
+        return SIPParameters.Parameter(name: text(u, lo, eq), value: text(u, eq + 1, hi))
     }
 
     // MARK: Serialization
