@@ -23,6 +23,8 @@ enum ASCII {
     static let rightBracket: UInt8 = 93
 
     @inline(__always) static func isWhitespace(_ b: UInt8) -> Bool { b == space || b == tab }
+    /// Space, tab, CR or LF: what header values are trimmed of.
+    @inline(__always) static func isSIPBlank(_ b: UInt8) -> Bool { b == space || b == tab || b == 13 || b == 10 }
     @inline(__always) static func isDigit(_ b: UInt8) -> Bool { b >= 48 && b <= 57 }
     @inline(__always) static func isAlpha(_ b: UInt8) -> Bool { (b | 0x20) >= 97 && (b | 0x20) <= 122 }
     @inline(__always) static func isAlphaNumeric(_ b: UInt8) -> Bool { isDigit(b) || isAlpha(b) }
@@ -203,19 +205,56 @@ extension Substring.UTF8View {
     }
 }
 
+extension Substring.UTF8View {
+    /// Runs `body` over the bytes as one contiguous buffer: the text's own storage (always there
+    /// for native strings), a copy otherwise. Scanning a buffer by integer offsets avoids a call
+    /// into the standard library per byte that indexing the view costs.
+    @inline(__always)
+    func withBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        if let result = try withContiguousStorageIfAvailable(body) { return result }
+        return try Array(self).withUnsafeBufferPointer(body)
+    }
+}
+
+extension UnsafeBufferPointer<UInt8> {
+    /// The bytes `lo..<hi` as a string; callers cut at ASCII bytes of valid UTF-8 text.
+    @inline(__always)
+    func string(_ lo: Int, _ hi: Int) -> String {
+        String(decoding: UnsafeBufferPointer(rebasing: self[lo..<hi]), as: UTF8.self)
+    }
+
+    /// Whether every byte of `lo..<hi` passes `allowed`.
+    @inline(__always)
+    func all(_ lo: Int, _ hi: Int, _ allowed: (UInt8) -> Bool) -> Bool {
+        var k = lo
+        while k < hi {
+            guard allowed(self[k]) else { return false }
+            k += 1
+        }
+        return true
+    }
+
+    /// `lo..<hi` without leading and trailing spaces, tabs, CR and LF; nil when nothing is left.
+    @inline(__always)
+    func trimmedRange(_ lo: Int, _ hi: Int) -> Range<Int>? {
+        var s = lo, e = hi
+        while s < e, ASCII.isSIPBlank(self[s]) { s += 1 }
+        while e > s, ASCII.isSIPBlank(self[e - 1]) { e -= 1 }
+        return s < e ? s..<e : nil
+    }
+}
+
 extension Substring {
     /// The text without leading and trailing spaces, tabs, CR and LF.
-    @inlinable
+    @inline(__always)
     func trimmingSIPWhitespace() -> Substring {
         let u = utf8
-        var s = u.startIndex
-        var e = u.endIndex
-        while s < e, u[s] == 32 || u[s] == 9 || u[s] == 13 || u[s] == 10 { s = u.index(after: s) }
-        while e > s {
-            let p = u.index(before: e)
-            let b = u[p]
-            if b == 32 || b == 9 || b == 13 || b == 10 { e = p } else { break }
+        let (s, e, n) = u.withBytes { b -> (Int, Int, Int) in
+            let r = b.trimmedRange(0, b.count)
+            return (r?.lowerBound ?? 0, r?.upperBound ?? 0, b.count)
         }
-        return Substring(u[s..<e])
+        if s == 0 && e == n { return self }
+        let lower = u.index(u.startIndex, offsetBy: s)
+        return Substring(u[lower..<u.index(lower, offsetBy: e - s)])
     }
 }

@@ -67,6 +67,7 @@ public struct SIPParameters: Sendable, Hashable, Sequence, ExpressibleByDictiona
 
     /// Removes every parameter of that name.
     public mutating func remove(_ name: String) {
+        guard index(of: name) != nil else { return }
         elements.removeAll { asciiCaseInsensitiveEquals($0.name, name) }
     }
 
@@ -109,22 +110,26 @@ public func unquote(_ s: String) -> String { unquote(Substring(s)) }
 
 /// Removes the quotes of a quoted-string and resolves `\x` pairs; other text is returned unchanged.
 public func unquote(_ s: Substring) -> String {
-    let u = s.utf8
-    guard u.count >= 2, u.first == ASCII.quote, u.last == ASCII.quote else { return String(s) }
-    var out: [UInt8] = []
-    out.reserveCapacity(u.count)
-    var escaped = false
-    for b in u.dropFirst().dropLast() {
-        if escaped {
-            out.append(b)
-            escaped = false
-        } else if b == ASCII.backslash {
-            escaped = true
-        } else {
-            out.append(b)
+    s.utf8.withBytes { u in
+        let n = u.count
+        guard n >= 2, u[0] == ASCII.quote, u[n - 1] == ASCII.quote else { return String(s) }
+        let inner = UnsafeBufferPointer(rebasing: u[1..<(n - 1)])
+        if inner.firstIndex(of: ASCII.backslash) == nil { return u.string(1, n - 1) }
+        var out: [UInt8] = []
+        out.reserveCapacity(inner.count)
+        var escaped = false
+        for b in inner {
+            if escaped {
+                out.append(b)
+                escaped = false
+            } else if b == ASCII.backslash {
+                escaped = true
+            } else {
+                out.append(b)
+            }
         }
+        return String(decoding: out, as: UTF8.self)
     }
-    return String(decoding: out, as: UTF8.self)
 }
 
 /// Quotes a string as an RFC 3261 quoted-string.
@@ -217,39 +222,38 @@ enum HeaderSplitter {
     /// Whether a name-addr value has a header parameter of that name (outside quotes and
     /// angle brackets; in the addr-spec form every `;` starts a header parameter).
     static func hasHeaderParameter(_ value: Substring, named name: StaticString) -> Bool {
-        let u = value.utf8
-        var quotes = QuoteTracker()
-        var angle = false
-        var i = u.startIndex
-        let n = name.utf8CodeUnitCount
-        while i < u.endIndex {
-            let b = u[i]
-            if !quotes.isUnquoted(b) {
-                // inside a quoted string, or a quote
-            } else if b == ASCII.lessThan {
-                angle = true
-            } else if b == ASCII.greaterThan {
-                angle = false
-            } else if b == ASCII.semicolon, !angle {
-                var j = u.index(after: i)
-                while j < u.endIndex, ASCII.isWhitespace(u[j]) { j = u.index(after: j) }
-                var k = 0
-                var matched = true
-                name.withUTF8Buffer { nb in
-                    while k < n {
-                        guard j < u.endIndex, ASCII.lower(u[j]) == nb[k] else { matched = false; return }
-                        j = u.index(after: j)
-                        k += 1
+        value.utf8.withBytes { u in
+            name.withUTF8Buffer { nb in
+                let end = u.count
+                var quotes = QuoteTracker()
+                var angle = false
+                var i = 0
+                while i < end {
+                    let b = u[i]
+                    if !quotes.isUnquoted(b) {
+                        // inside a quoted string, or a quote
+                    } else if b == ASCII.lessThan {
+                        angle = true
+                    } else if b == ASCII.greaterThan {
+                        angle = false
+                    } else if b == ASCII.semicolon, !angle {
+                        var j = i + 1
+                        while j < end, ASCII.isWhitespace(u[j]) { j += 1 }
+                        var k = 0
+                        while k < nb.count, j < end, ASCII.lower(u[j]) == nb[k] {
+                            j += 1
+                            k += 1
+                        }
+                        if k == nb.count {
+                            while j < end, ASCII.isWhitespace(u[j]) { j += 1 }
+                            if j == end || u[j] == ASCII.equals || u[j] == ASCII.semicolon { return true }
+                        }
                     }
+                    i += 1
                 }
-                if matched {
-                    while j < u.endIndex, ASCII.isWhitespace(u[j]) { j = u.index(after: j) }
-                    if j == u.endIndex || u[j] == ASCII.equals || u[j] == ASCII.semicolon { return true }
-                }
+                return false
             }
-            i = u.index(after: i)
         }
-        return false
     }
 
     /// Parses `;name=value;flag` text (leading `;` optional) into parameters.
@@ -257,24 +261,23 @@ enum HeaderSplitter {
     /// and with `allowEmpty` false also for an empty parameter (`;;`), which the grammar
     /// (`*( SEMI param )`) does not allow: lenient for Contact, strict for Via (RFC 4475 3.1.2.1).
     static func parameters(_ text: Substring, allowEmpty: Bool = true) -> SIPParameters? {
-        let u = text.utf8
-        // Over the contiguous bytes when there are (always, for the parser's text), as `split`.
-        let fast: SIPParameters?? = u.withContiguousStorageIfAvailable { bytes -> SIPParameters? in
+        text.utf8.withBytes { bytes -> SIPParameters? in
             var result: [SIPParameters.Parameter] = []
             var quotes = QuoteTracker()
             var start = 0
             var equals: Int?
             func finish(_ end: Int) -> Bool {
-                guard let piece = trimmedPiece(u, bytes, start, end) else {
+                guard let piece = bytes.trimmedRange(start, end) else {
                     return allowEmpty || end == 0 || end == bytes.count
                 }
                 if let eq = equals {
-                    guard let name = trimmedPiece(u, bytes, start, eq), name.utf8.allSatisfy(ASCII.isTokenChar) else { return false }
-                    let value = trimmedPiece(u, bytes, eq + 1, end) ?? ""
-                    result.append(.init(name: String(name), value: String(value)))
+                    guard let name = bytes.trimmedRange(start, eq),
+                          bytes.all(name.lowerBound, name.upperBound, ASCII.isTokenChar) else { return false }
+                    let value = bytes.trimmedRange(eq + 1, end).map { bytes.string($0.lowerBound, $0.upperBound) } ?? ""
+                    result.append(.init(name: bytes.string(name.lowerBound, name.upperBound), value: value))
                 } else {
-                    guard piece.utf8.allSatisfy(ASCII.isTokenChar) else { return false }
-                    result.append(.init(name: String(piece), value: nil))
+                    guard bytes.all(piece.lowerBound, piece.upperBound, ASCII.isTokenChar) else { return false }
+                    result.append(.init(name: bytes.string(piece.lowerBound, piece.upperBound), value: nil))
                 }
                 return true
             }
@@ -294,9 +297,5 @@ enum HeaderSplitter {
             guard finish(bytes.count) else { return nil }
             return SIPParameters(result)
         }
-        if let fast { return fast }
-        var copy = String(text)
-        copy.makeContiguousUTF8()
-        return parameters(Substring(copy), allowEmpty: allowEmpty)
     }
 }

@@ -79,10 +79,7 @@ public struct SIPURI: Sendable, Hashable, CustomStringConvertible, LosslessStrin
     /// `Substring.UTF8View` by its indices costs a call into the standard library per byte,
     /// and a REGISTER parses three or four URIs (Request-URI, To, From, Contact).
     public static func parse(_ text: Substring) -> SIPURI? {
-        if let parsed = text.utf8.withContiguousStorageIfAvailable({ parse(bytes: $0) }) { return parsed }
-        var copy = text
-        copy.makeContiguousUTF8()
-        return copy.utf8.withContiguousStorageIfAvailable({ parse(bytes: $0) }) ?? nil
+        text.utf8.withBytes { parse(bytes: $0) }
     }
 
     private static func parse(bytes u: UnsafeBufferPointer<UInt8>) -> SIPURI? {
@@ -99,7 +96,7 @@ public struct SIPURI: Sendable, Hashable, CustomStringConvertible, LosslessStrin
         } else if colon == 4, u[0] | 0x20 == 0x73, u[1] | 0x20 == 0x69, u[2] | 0x20 == 0x70, u[3] | 0x20 == 0x73 {
             scheme = "sips"
         } else {
-            scheme = asciiLowercased(text(u, 0, colon))
+            scheme = asciiLowercased(u.string(0, colon))
         }
         let rest = UnsafeBufferPointer(rebasing: u[(colon + 1)...])
         if scheme == "sip" || scheme == "sips" {
@@ -109,29 +106,18 @@ public struct SIPURI: Sendable, Hashable, CustomStringConvertible, LosslessStrin
         for b in rest where !(b > 32 && b != ASCII.lessThan && b != ASCII.greaterThan && b != ASCII.quote && b < 127) {
             return nil
         }
-        return SIPURI(scheme: scheme, opaque: text(rest, 0, rest.count))
+        return SIPURI(scheme: scheme, opaque: rest.string(0, rest.count))
     }
 
-    /// The bytes `lo..<hi` as a string; the callers have checked that they are ASCII.
-    private static func text(_ u: UnsafeBufferPointer<UInt8>, _ lo: Int, _ hi: Int) -> String {
-        String(decoding: UnsafeBufferPointer(rebasing: u[lo..<hi]), as: UTF8.self)
-    }
-
-    /// Whether every byte of `lo..<hi` passes `allowed` or is a `%`.
+    /// Whether every byte of `lo..<hi` passes `allowed` or is a `%` (of an escape).
     private static func all(_ u: UnsafeBufferPointer<UInt8>, _ lo: Int, _ hi: Int, _ allowed: (UInt8) -> Bool) -> Bool {
-        var k = lo
-        while k < hi {
-            let b = u[k]
-            guard allowed(b) || b == ASCII.percent else { return false }
-            k += 1
-        }
-        return true
+        u.all(lo, hi) { allowed($0) || $0 == ASCII.percent }
     }
 
     /// The bytes `lo..<hi` with their `%HH` escapes decoded; nil on a malformed escape.
     private static func unescaped(_ u: UnsafeBufferPointer<UInt8>, _ lo: Int, _ hi: Int) -> String? {
-        if UnsafeBufferPointer(rebasing: u[lo..<hi]).firstIndex(of: ASCII.percent) == nil { return text(u, lo, hi) }
-        return Escaping.unescape(text(u, lo, hi))
+        if UnsafeBufferPointer(rebasing: u[lo..<hi]).firstIndex(of: ASCII.percent) == nil { return u.string(lo, hi) }
+        return Escaping.unescape(u.string(lo, hi))
     }
 
     /// RFC 3261 19.1.1 / 25.1: `sip:`/`sips:` `[userinfo "@"] hostport uri-parameters [headers]`.
@@ -168,7 +154,7 @@ public struct SIPURI: Sendable, Hashable, CustomStringConvertible, LosslessStrin
             guard i > hostStart, u[hostStart] != 46, u[hostStart] != 45 else { return nil }
         }
         guard i > hostStart else { return nil }
-        uri.host = text(u, hostStart, i)
+        uri.host = u.string(hostStart, i)
         // port
         if i < n, u[i] == ASCII.colon {
             i += 1
@@ -224,10 +210,10 @@ public struct SIPURI: Sendable, Hashable, CustomStringConvertible, LosslessStrin
         while eq < hi, u[eq] != ASCII.equals { eq += 1 }
         guard eq > lo, all(u, lo, eq, allowed) else { return nil }
         if eq == hi {
-            return valueRequired ? nil : SIPParameters.Parameter(name: text(u, lo, eq), value: nil)
+            return valueRequired ? nil : SIPParameters.Parameter(name: u.string(lo, eq), value: nil)
         }
         guard all(u, eq + 1, hi, allowed) else { return nil }
-        return SIPParameters.Parameter(name: text(u, lo, eq), value: text(u, eq + 1, hi))
+        return SIPParameters.Parameter(name: u.string(lo, eq), value: u.string(eq + 1, hi))
     }
 
     // MARK: Serialization

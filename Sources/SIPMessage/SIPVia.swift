@@ -167,20 +167,20 @@ public struct SIPCSeq: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses `4711 REGISTER`; nil when malformed or the number is 2^31 or more.
     public static func parse(_ text: Substring) -> SIPCSeq? {
-        let t = text.trimmingSIPWhitespace()
-        let u = t.utf8
-        var i = u.startIndex
-        var n: UInt64 = 0
-        while i < u.endIndex, ASCII.isDigit(u[i]) {
-            n = n * 10 + UInt64(u[i] - 48)
-            guard n < 1 << 31 else { return nil }
-            i = u.index(after: i)
+        text.utf8.withBytes { u -> SIPCSeq? in
+            guard let r = u.trimmedRange(0, u.count) else { return nil }
+            var i = r.lowerBound
+            var n: UInt64 = 0
+            while i < r.upperBound, ASCII.isDigit(u[i]) {
+                n = n * 10 + UInt64(u[i] - 48)
+                guard n < 1 << 31 else { return nil }
+                i += 1
+            }
+            guard i > r.lowerBound, i < r.upperBound, ASCII.isWhitespace(u[i]) else { return nil }
+            while i < r.upperBound, ASCII.isWhitespace(u[i]) { i += 1 }
+            guard i < r.upperBound, u.all(i, r.upperBound, ASCII.isTokenChar) else { return nil }
+            return SIPCSeq(sequence: UInt32(n), method: SIPMethod(u.string(i, r.upperBound)))
         }
-        guard i > u.startIndex, i < u.endIndex, ASCII.isWhitespace(u[i]) else { return nil }
-        while i < u.endIndex, ASCII.isWhitespace(u[i]) { i = u.index(after: i) }
-        let m = u[i...]
-        guard !m.isEmpty, m.allSatisfy(ASCII.isTokenChar) else { return nil }
-        return SIPCSeq(sequence: UInt32(n), method: SIPMethod(String(Substring(m))))
     }
 
     /// The header value: `4711 REGISTER`.
