@@ -148,8 +148,8 @@ enum Escaping {
 /// Lowercases ASCII letters only (header names, hosts and tokens are ASCII-case-insensitive).
 @inlinable
 func asciiLowercased<S: StringProtocol>(_ s: S) -> String {
-    var needs = false
-    for b in s.utf8 where b >= 65 && b <= 90 { needs = true; break }
+    @inline(__always) func upper(_ b: UInt8) -> Bool { b >= 65 && b <= 90 }
+    let needs = s.utf8.withContiguousStorageIfAvailable { $0.contains(where: upper) } ?? s.utf8.contains(where: upper)
     if !needs { return String(s) }
     return String(decoding: s.utf8.map { ($0 >= 65 && $0 <= 90) ? $0 | 0x20 : $0 }, as: UTF8.self)
 }

@@ -179,6 +179,10 @@ enum HeaderSplitter {
         // Over the contiguous bytes (always there for the parser's text): offsets, then one
         // index computation per piece instead of index calls into the standard library per byte.
         let fast: [Substring]? = u.withContiguousStorageIfAvailable { bytes in
+            // No separator anywhere (one Contact, one Via): one piece, without tracking quotes.
+            guard bytes.contains(separator) else {
+                return trimmedPiece(u, bytes, 0, bytes.count).map { [$0] } ?? []
+            }
             var pieces: [Substring] = []
             var quotes = QuoteTracker()
             var angle = 0

@@ -63,9 +63,11 @@ public struct SIPURI: Sendable, Hashable, CustomStringConvertible, LosslessStrin
 
     /// The host without IPv6 brackets, lowercased.
     public var hostName: String {
-        var h = host
-        if h.hasPrefix("["), h.hasSuffix("]") { h = String(h.dropFirst().dropLast()) }
-        return asciiLowercased(h)
+        let u = host.utf8
+        if u.count >= 2, u.first == ASCII.leftBracket, u.last == ASCII.rightBracket {
+            return asciiLowercased(host.dropFirst().dropLast())
+        }
+        return asciiLowercased(host)
     }
 
     /// Whether the host is an IPv6 reference.
