@@ -45,8 +45,13 @@ public final class PostgresBindingStore: BindingStore, Sendable {
         config.options.maximumConnections = 6
         config.options.minimumConnections = 1
         config.options.keepAliveBehavior = .init(frequency: .seconds(10))
+        // The pool's own log. Its one message at warning or above is "lease before run()": the
+        // pool's task (`runClient()`) is started just before the first query, which may win the
+        // race to the pool on another core; the lease then waits for the pool, so nothing is
+        // wrong, and the warning broke the one-line start-up error. Connection failures reach
+        // the operator through the store's errors ("the database did not answer in time").
         var background = logger
-        background.logLevel = max(logger.logLevel, .warning)
+        background.logLevel = max(logger.logLevel, .error)
         let client = PostgresClient(configuration: config, backgroundLogger: background)
         self.client = client
         let changeLog = PostgresChangeLog(client: client, node: node, logger: logger, health: health)
