@@ -174,34 +174,35 @@ public struct SIPURI: Sendable, Hashable, CustomStringConvertible, LosslessStrin
         var paramsEnd = i
         while paramsEnd < n, u[paramsEnd] != ASCII.question { paramsEnd += 1 }
         if i < paramsEnd {
-            guard u[i] == ASCII.semicolon else { return nil }
-            var params: [SIPParameters.Parameter] = []
-            var lo = i + 1
-            while true {
-                var hi = lo
-                while hi < paramsEnd, u[hi] != ASCII.semicolon { hi += 1 }
-                guard let p = nameValue(u, lo, hi, ASCII.isParamChar, valueRequired: false) else { return nil }
-                params.append(p)
-                if hi >= paramsEnd { break }
-                lo = hi + 1
-            }
+            // uri-parameters = *( ";" uri-parameter )
+            guard u[i] == ASCII.semicolon,
+                  let params = nameValues(u, i + 1, paramsEnd, separator: ASCII.semicolon, ASCII.isParamChar, valueRequired: false)
+            else { return nil }
             uri.parameters = SIPParameters(params)
         }
-        // headers
+        // headers = "?" header *( "&" header ), header = hname "=" hvalue
         if paramsEnd < n {
-            var headers: [SIPParameters.Parameter] = []
-            var lo = paramsEnd + 1
-            while true {
-                var hi = lo
-                while hi < n, u[hi] != ASCII.ampersand { hi += 1 }
-                guard let h = nameValue(u, lo, hi, ASCII.isHeaderChar, valueRequired: true) else { return nil }
-                headers.append(h)
-                if hi >= n { break }
-                lo = hi + 1
-            }
+            guard let headers = nameValues(u, paramsEnd + 1, n, separator: ASCII.ampersand, ASCII.isHeaderChar, valueRequired: true)
+            else { return nil }
             uri.headers = headers
         }
         return uri
+    }
+
+    /// The `separator`-separated `name[=value]` pieces of `lo..<hi` (at least one); nil when a
+    /// piece is not valid.
+    private static func nameValues(_ u: UnsafeBufferPointer<UInt8>, _ lo: Int, _ hi: Int, separator: UInt8,
+                                   _ allowed: (UInt8) -> Bool, valueRequired: Bool) -> [SIPParameters.Parameter]? {
+        var pieces: [SIPParameters.Parameter] = []
+        var start = lo
+        while true {
+            var end = start
+            while end < hi, u[end] != separator { end += 1 }
+            guard let piece = nameValue(u, start, end, allowed, valueRequired: valueRequired) else { return nil }
+            pieces.append(piece)
+            if end >= hi { return pieces }
+            start = end + 1
+        }
     }
 
     /// `name[=value]` in `lo..<hi`, as written; nil when the name is empty, a byte is not
