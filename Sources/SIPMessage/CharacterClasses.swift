@@ -100,8 +100,8 @@ enum ASCII {
 enum Escaping {
     /// Decodes `%HH` sequences. Returns nil on a malformed escape or a result that is not UTF-8.
     static func unescape<S: StringProtocol>(_ text: S) -> String? {
-        var needs = false
-        for b in text.utf8 where b == ASCII.percent { needs = true; break }
+        let u = text.utf8
+        let needs = u.withContiguousStorageIfAvailable { $0.contains(ASCII.percent) } ?? u.contains(ASCII.percent)
         if !needs { return String(text) }
         var out: [UInt8] = []
         out.reserveCapacity(text.utf8.count)
@@ -214,6 +214,13 @@ extension Substring.UTF8View {
         if let result = try withContiguousStorageIfAvailable(body) { return result }
         return try Array(self).withUnsafeBufferPointer(body)
     }
+
+    /// The text at byte offsets `range` (offsets into the buffer `withBytes` gives).
+    @inline(__always)
+    func substring(_ range: Range<Int>) -> Substring {
+        let lower = index(startIndex, offsetBy: range.lowerBound)
+        return Substring(self[lower..<index(lower, offsetBy: range.count)])
+    }
 }
 
 extension UnsafeBufferPointer<UInt8> {
@@ -249,12 +256,7 @@ extension Substring {
     @inline(__always)
     func trimmingSIPWhitespace() -> Substring {
         let u = utf8
-        let (s, e, n) = u.withBytes { b -> (Int, Int, Int) in
-            let r = b.trimmedRange(0, b.count)
-            return (r?.lowerBound ?? 0, r?.upperBound ?? 0, b.count)
-        }
-        if s == 0 && e == n { return self }
-        let lower = u.index(u.startIndex, offsetBy: s)
-        return Substring(u[lower..<u.index(lower, offsetBy: e - s)])
+        let (trimmed, n) = u.withBytes { b in (b.trimmedRange(0, b.count) ?? 0..<0, b.count) }
+        return trimmed == 0..<n ? self : u.substring(trimmed)
     }
 }

@@ -176,9 +176,9 @@ enum HeaderSplitter {
     /// Splits on `separator` occurring outside quotes and `<...>`; pieces are trimmed; empty pieces dropped.
     static func split(_ text: Substring, on separator: UInt8) -> [Substring] {
         let u = text.utf8
-        // Over the contiguous bytes (always there for the parser's text): offsets, then one
-        // index computation per piece instead of index calls into the standard library per byte.
-        let fast: [Substring]? = u.withContiguousStorageIfAvailable { bytes in
+        // Over the bytes by offsets, then one index computation per piece instead of index calls
+        // into the standard library per byte.
+        return u.withBytes { bytes in
             // No separator anywhere (one Contact, one Via): one piece, without tracking quotes.
             guard bytes.contains(separator) else {
                 return trimmedPiece(u, bytes, 0, bytes.count).map { [$0] } ?? []
@@ -203,24 +203,13 @@ enum HeaderSplitter {
             if let piece = trimmedPiece(u, bytes, start, bytes.count) { pieces.append(piece) }
             return pieces
         }
-        if let fast { return fast }
-        // Text without contiguous UTF-8 (none on this platform's native strings): a contiguous copy.
-        var copy = String(text)
-        copy.makeContiguousUTF8()
-        return split(Substring(copy), on: separator)
     }
 
     /// `bytes[from..<to]` without surrounding spaces, tabs, CR and LF (as `trimmingSIPWhitespace`),
     /// as a substring of `u`; nil when empty.
     @inline(__always)
     static func trimmedPiece(_ u: Substring.UTF8View, _ bytes: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int) -> Substring? {
-        @inline(__always) func blank(_ b: UInt8) -> Bool { b == 32 || b == 9 || b == 13 || b == 10 }
-        var s = from, e = to
-        while s < e, blank(bytes[s]) { s += 1 }
-        while e > s, blank(bytes[e - 1]) { e -= 1 }
-        guard s < e else { return nil }
-        let lower = u.index(u.startIndex, offsetBy: s)
-        return Substring(u[lower..<u.index(lower, offsetBy: e - s)])
+        bytes.trimmedRange(from, to).map { u.substring($0) }
     }
 
     /// Whether a name-addr value has a header parameter of that name (outside quotes and

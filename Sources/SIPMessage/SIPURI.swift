@@ -116,12 +116,6 @@ public struct SIPURI: Sendable, Hashable, CustomStringConvertible, LosslessStrin
         u.all(lo, hi) { allowed($0) || $0 == ASCII.percent }
     }
 
-    /// The bytes `lo..<hi` with their `%HH` escapes decoded; nil on a malformed escape.
-    private static func unescaped(_ u: UnsafeBufferPointer<UInt8>, _ lo: Int, _ hi: Int) -> String? {
-        if UnsafeBufferPointer(rebasing: u[lo..<hi]).firstIndex(of: ASCII.percent) == nil { return u.string(lo, hi) }
-        return Escaping.unescape(u.string(lo, hi))
-    }
-
     /// RFC 3261 19.1.1 / 25.1: `sip:`/`sips:` `[userinfo "@"] hostport uri-parameters [headers]`.
     private static func parseSIP(scheme: String, _ u: UnsafeBufferPointer<UInt8>) -> SIPURI? {
         let n = u.count
@@ -133,10 +127,10 @@ public struct SIPURI: Sendable, Hashable, CustomStringConvertible, LosslessStrin
             var userEnd = at
             if let pc = UnsafeBufferPointer(rebasing: u[0..<at]).firstIndex(of: ASCII.colon) {
                 userEnd = pc
-                guard all(u, pc + 1, at, ASCII.isPasswordChar), let password = unescaped(u, pc + 1, at) else { return nil }
+                guard all(u, pc + 1, at, ASCII.isPasswordChar), let password = Escaping.unescape(u.string(pc + 1, at)) else { return nil }
                 uri.password = password
             }
-            guard userEnd > 0, all(u, 0, userEnd, ASCII.isUserChar), let user = unescaped(u, 0, userEnd) else { return nil }
+            guard userEnd > 0, all(u, 0, userEnd, ASCII.isUserChar), let user = Escaping.unescape(u.string(0, userEnd)) else { return nil }
             uri.user = user
             hostStart = at + 1
         }
