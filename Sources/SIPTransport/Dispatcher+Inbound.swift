@@ -5,20 +5,27 @@ import SIPMessage
 extension Dispatcher {
     /// One message from a leg: a UDP datagram or a message cut from a stream.
     ///
-    /// With ``TransportConfiguration/spreadAcrossLoops`` it is processed on the event loop its
-    /// Call-ID hashes to, not necessarily the one that read it: one busy peer (an edge proxy, an
-    /// SBC) sends everything to one UDP socket or connection, and would otherwise use one core. The same Call-ID always lands on the same
-    /// loop, so the requests of one registration or dialog (and their retransmissions) keep
-    /// their order. The reading loop only finds the Call-ID (a scan of the head).
-    func handleInbound(_ bytes: ByteBuffer, source: SIPSource, loop: (any EventLoop)? = nil) {
-        if configuration.spreadAcrossLoops, loops.count > 1, let hash = bytes.withUnsafeReadableBytes({ Self.callIDHash($0) }) {
-            let target = loops[Int(hash % UInt64(loops.count))]
-            if let loop, target !== loop {
-                target.execute { self.process(bytes, source: source, loop: target) }
-                return
-            }
+    /// With ``TransportConfiguration/spreadAcrossLoops`` it may be processed on another event
+    /// loop than the one that read it: one busy peer (an edge proxy, an SBC) sends everything
+    /// to one UDP socket or connection, and would otherwise use one core. It stays on the
+    /// reading loop while that loop keeps up (`readerIsBehind`: the leg's ``BacklogMeter``
+    /// says it does not); ``LoopAssignment`` decides, and keeps the messages of one Call-ID on
+    /// one loop in their order while any of them is in flight. The reading loop only finds the
+    /// Call-ID (a scan of the head) before a hand-over.
+    func handleInbound(_ bytes: ByteBuffer, source: SIPSource, loop: (any EventLoop)? = nil, readerIsBehind: Bool = false) {
+        guard configuration.spreadAcrossLoops, loops.count > 1, let loop,
+              let reader = loops.firstIndex(where: { $0 === loop }),
+              let hash = bytes.withUnsafeReadableBytes({ Self.callIDHash($0) }) else {
+            process(bytes, source: source, loop: loop, ticket: nil)
+            return
         }
-        process(bytes, source: source, loop: loop)
+        let ticket = loopAssignment.assign(hash: hash, reader: reader, readerIsBehind: readerIsBehind)
+        if ticket.loop == reader {
+            process(bytes, source: source, loop: loop, ticket: ticket)
+        } else {
+            let target = loops[ticket.loop]
+            target.execute { self.process(bytes, source: source, loop: target, ticket: ticket) }
+        }
     }
 
     /// FNV-1a of the first Call-ID (or compact `i`) header value in the head; nil when there is none.
@@ -32,7 +39,11 @@ extension Dispatcher {
         return hash
     }
 
-    func process(_ bytes: ByteBuffer, source: SIPSource, loop: (any EventLoop)?) {
+    /// Parses and processes one message; `ticket` (a spread message's) is finished once the
+    /// message is done with: at once, or when the task running its receive chain ends.
+    func process(_ bytes: ByteBuffer, source: SIPSource, loop: (any EventLoop)?, ticket: LoopAssignment.Ticket?) {
+        var handedToTask = false
+        defer { if let ticket, !handedToTask { loopAssignment.finish(ticket) } }
         let message: SIPMessage
         do {
             message = try parser.parse(bytes)
@@ -62,7 +73,9 @@ extension Dispatcher {
             if request.method == .ack {
                 // ACK has no response and no transaction of its own (non-2xx ACKs are hop-by-hop).
                 let ack = request
+                handedToTask = true
                 spawn(on: loop) {
+                    defer { if let ticket { self.loopAssignment.finish(ticket) } }
                     let outcome = await self.runChain(ack, source: source)
                     _ = self.offerToForwarder(ack, outcome: outcome, upstream: SIPUpstream(dispatcher: self, key: nil, topVia: topVia,
                                                                                           source: source, sink: true))
@@ -86,7 +99,9 @@ extension Dispatcher {
             // A forwarder reads our Route values itself (their flow tokens route in-dialog requests).
             if forwarder == nil || request.method == .register { stripOwnRoute(&request, source: source) }
             let toAnswer = request
+            handedToTask = true
             spawn(on: loop) {
+                defer { if let ticket { self.loopAssignment.finish(ticket) } }
                 let request = toAnswer
                 let outcome = await self.runChain(request, source: source)
                 let upstream = SIPUpstream(dispatcher: self, key: key, topVia: topVia, source: source, sink: false)

@@ -37,6 +37,8 @@ public final class Dispatcher: SIPTimerScheduler, Sendable {
     private let firstWheel: TimerWheel
     /// The group's loops, in a fixed order: a request is processed on the one its Call-ID hashes to.
     let loops: [any EventLoop]
+    /// Which loop processes a message when one peer's messages are spread over the loops.
+    let loopAssignment: LoopAssignment
     private let defaultClientContext = NIOLockedValueBox<TLSContext?>(nil)
     let forwarderBox = NIOLockedValueBox<(any SIPForwarder)?>(nil)
     /// This host's interface addresses (IPv4-mapped ones unmapped), read once at start.
@@ -74,6 +76,7 @@ public final class Dispatcher: SIPTimerScheduler, Sendable {
         self.wheels = wheels
         self.firstWheel = loops.first.flatMap { wheels[ObjectIdentifier($0)] } ?? TimerWheel(loop: self.group.next())
         self.loops = loops
+        self.loopAssignment = LoopAssignment(loopCount: loops.count)
         self.interfaceAddresses = ((try? System.enumerateDevices()) ?? []).compactMap { $0.address?.ipAddress.map(Self.unmapped) }
         self.parser = SIPMessageParser(limits: configuration.parserLimits)
         self.transactions = ServerTransactions(capacity: configuration.maxServerTransactions)

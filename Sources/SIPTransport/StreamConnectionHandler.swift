@@ -27,6 +27,9 @@ final class StreamConnectionHandler<Framing: SIPInboundFraming>: ChannelInboundH
     /// On the dispatcher's timer wheel: an entry there costs about half of an NIO scheduled
     /// task with its promise, and every idle connection carries one for its whole life.
     private var idleTimer: WheelTimer?
+    /// Read passes that each hand on this many messages, several in a row, mean a peer (a busy
+    /// proxy on one connection) sends more than this loop works off: then others help.
+    private var backlog = BacklogMeter(fullPass: 32)
 
     /// - Parameter outboundAdmission: for a connection this server opens, the key of the
     ///   connection-limit slot already taken for it (see `StreamLeg.connect`).
@@ -108,6 +111,11 @@ final class StreamConnectionHandler<Framing: SIPInboundFraming>: ChannelInboundH
         }
     }
 
+    func channelReadComplete(context: ChannelHandlerContext) {
+        backlog.passEnded()
+        context.fireChannelReadComplete()
+    }
+
     private func handle(_ item: SIPStreamItem, source: SIPSource, context: ChannelHandlerContext) {
         switch item {
         case .ping:
@@ -115,7 +123,8 @@ final class StreamConnectionHandler<Framing: SIPInboundFraming>: ChannelInboundH
             context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: "\r\n")), promise: nil)
         case .message(let bytes):
             sawValidMessage = true
-            dispatcher.handleInbound(bytes, source: source, loop: context.eventLoop)
+            backlog.message()
+            dispatcher.handleInbound(bytes, source: source, loop: context.eventLoop, readerIsBehind: backlog.isBehind)
         case .framingError(let error, let head):
             dispatcher.count(.framingErrors)
             // Answer from whatever headers the head holds, then close (the stream is lost).

@@ -34,11 +34,11 @@ public struct TransportConfiguration: Sendable, Hashable {
     public var localNames: [String]
     /// A Server header for responses the transport makes itself (400 to broken requests).
     public var serverHeader: String?
-    /// Process each request on the event loop its Call-ID hashes to rather than the one that
-    /// read it, so that one busy peer (one UDP socket, one connection) uses every core. Off by
-    /// default: the hand-over between threads costs CPU per request (measured on 2 cores: 58-60 %
-    /// of a core at 8,000 REGISTERs/s without, 64-75 % with), which pays off only when a single
-    /// peer keeps more than one core busy and the cores are not needed by anything else.
+    /// Let other event loops process the requests one loop read when it falls behind, so that
+    /// one busy peer (one UDP socket, one connection) uses every core; the requests of one
+    /// Call-ID keep their order (`LoopAssignment`). Off by default here (the server turns it
+    /// on): a hand-over wakes another thread, which costs CPU per request, so a message is
+    /// handed over only while the reading loop's leg reports a backlog.
     public var spreadAcrossLoops = false
     /// What the WebSocket legs accept: allowed origins, the largest frame.
     public var webSocket = WebSocketPolicy()

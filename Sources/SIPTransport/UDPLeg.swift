@@ -32,11 +32,12 @@ final class UDPLeg: Sendable {
                 .channelOption(.socketOption(.init(rawValue: SO_REUSEPORT)), value: 1)
                 .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: slice * vector))
                 .channelOption(.datagramVectorReadMessageCount, value: vector)
+                .channelOption(.maxMessagesPerRead, value: UInt(UDPInboundHandler.readsPerPass))
                 .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(
-                            UDPInboundHandler(dispatcher: dispatcher, sliceSize: slice))
+                            UDPInboundHandler(dispatcher: dispatcher, sliceSize: slice, vector: vector))
                     }
                 }
         }
@@ -74,29 +75,56 @@ final class UDPLeg: Sendable {
     }
 }
 
-final class UDPInboundHandler: ChannelInboundHandler, Sendable {
+/// Reads datagrams on its channel's event loop; it keeps the text of the local address and of
+/// the last peer's address, so that a busy peer's datagrams do not each format both again.
+final class UDPInboundHandler: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     let dispatcher: Dispatcher
     let sliceSize: Int
+    private var local: (host: String?, port: Int?)?
+    private var lastPeer: (address: SocketAddress, host: String)?
+    /// A pass of the loop reads the socket at most this many times (`vector` datagrams each).
+    static let readsPerPass = 4
+    private var backlog: BacklogMeter
 
-    init(dispatcher: Dispatcher, sliceSize: Int) {
+    init(dispatcher: Dispatcher, sliceSize: Int, vector: Int) {
         self.dispatcher = dispatcher
         self.sliceSize = sliceSize
+        self.backlog = BacklogMeter(fullPass: Self.readsPerPass * max(1, vector))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        backlog.passEnded()
+        context.fireChannelReadComplete()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
-        guard let host = envelope.remoteAddress.ipAddress, let port = envelope.remoteAddress.port else { return }
+        backlog.message()
+        guard let port = envelope.remoteAddress.port, let host = peerHost(envelope.remoteAddress) else { return }
         if envelope.data.readableBytes >= sliceSize {
             // Possibly truncated: larger than any message we accept.
             dispatcher.count(.parseErrors)
             dispatcher.notify(.dropped(reason: "datagram larger than \(sliceSize - 1) bytes", remote: "\(host):\(port)"))
             return
         }
-        let local = context.channel.localAddress
-        let source = SIPSource(transport: .udp, remoteHost: host, remotePort: port, localHost: local?.ipAddress,
-                               localPort: local?.port)
-        dispatcher.handleInbound(envelope.data, source: source, loop: context.eventLoop)
+        let local = self.local ?? {
+            let address = context.channel.localAddress
+            let text = (host: address?.ipAddress, port: address?.port)
+            self.local = text
+            return text
+        }()
+        let source = SIPSource(transport: .udp, remoteHost: host, remotePort: port, localHost: local.host,
+                               localPort: local.port)
+        dispatcher.handleInbound(envelope.data, source: source, loop: context.eventLoop, readerIsBehind: backlog.isBehind)
+    }
+
+    /// The peer's address as text; the last peer's is kept (one busy peer sends from one address).
+    private func peerHost(_ address: SocketAddress) -> String? {
+        if let last = lastPeer, last.address == address { return last.host }
+        guard let host = address.ipAddress else { return nil }
+        lastPeer = (address, host)
+        return host
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -23,14 +23,16 @@ import Testing
         }
     }
 
-    /// Feeds `count` requests to the dispatcher as the loop `reader` would, `copies` of each Call-ID.
-    func feed(_ d: Dispatcher, reader: any EventLoop, count: Int, copies: Int) async throws {
+    /// Feeds `count` requests to the dispatcher as the loop `reader` would, `copies` of each
+    /// Call-ID; `behind`: as a leg whose socket has a backlog.
+    func feed(_ d: Dispatcher, reader: any EventLoop, count: Int, copies: Int, from first: Int = 0,
+              behind: Bool = false) async throws {
         let source = SIPSource(transport: .udp, remoteHost: "127.0.0.1", remotePort: 9, localPort: 9)
         try await reader.submit {
-            for i in 0..<count {
+            for i in first..<(first + count) {
                 for _ in 0..<copies {
                     let text = register(sentBy: "127.0.0.1:9", callID: "spread-\(i)")
-                    d.handleInbound(ByteBuffer(string: text), source: source, loop: reader)
+                    d.handleInbound(ByteBuffer(string: text), source: source, loop: reader, readerIsBehind: behind)
                 }
             }
         }.get()
@@ -60,12 +62,22 @@ import Testing
 
     @Test func aBacklogFromOnePeerUsesEveryLoopAndACallIDKeepsItsLoop() async throws {
         try await withDispatcher(spread: true) { d, recorder in
-            try await feed(d, reader: d.loops[0], count: 40, copies: 2)
+            try await feed(d, reader: d.loops[0], count: 40, copies: 2, behind: true)
             let seen = await waitFor(recorder, 80)
             #expect(seen.count == 80)
             #expect(Set(seen.map(\.loop)) == [0, 1], "one reading loop: every loop still works")
             let byCall = Dictionary(grouping: seen, by: \.callID).mapValues { Set($0.map(\.loop)) }
             #expect(byCall.values.allSatisfy { $0.count == 1 }, "a Call-ID moved between loops")
+        }
+    }
+
+    @Test func aPeerTheReadingLoopKeepsUpWithStaysOnIt() async throws {
+        try await withDispatcher(spread: true) { d, recorder in
+            // A burst the reading loop takes in without a backlog: no hand-over.
+            try await feed(d, reader: d.loops[1], count: 30, copies: 1)
+            let seen = await waitFor(recorder, 30)
+            #expect(seen.count == 30 && Set(seen.map(\.loop)) == [1], "\(seen.map(\.loop))")
+            #expect(d.loopAssignment.inFlight(on: 0) == 0)
         }
     }
 
