@@ -6,9 +6,22 @@ import SIPMessage
 /// while the first copy is still being processed) instead of being processed again.
 /// Completed entries live for Timer J (64·T1 on UDP, none on reliable transports).
 final class ServerTransactions: Sendable {
-    /// How a request is matched (RFC 3261 17.2.3).
+    /// How a request is matched (RFC 3261 17.2.3). Its text is hashed once, with the process's
+    /// random seed (a client cannot choose branches that collide): the hash picks the shard and
+    /// is all the dictionary hashes again.
     struct Key: Hashable, Sendable {
-        var text: String
+        let text: String
+        let hash: Int
+
+        init(text: String) {
+            self.text = text
+            var hasher = Hasher()
+            hasher.combine(text)
+            self.hash = hasher.finalize()
+        }
+
+        static func == (a: Key, b: Key) -> Bool { a.hash == b.hash && a.text == b.text }
+        func hash(into hasher: inout Hasher) { hasher.combine(hash) }
     }
 
     enum State: Sendable {
@@ -17,7 +30,7 @@ final class ServerTransactions: Sendable {
         case completed([UInt8])
     }
 
-    enum Lookup {
+    enum Lookup: Equatable {
         /// A new transaction: process it.
         case new
         /// A retransmission while the first copy is in progress: drop it.
@@ -38,10 +51,20 @@ final class ServerTransactions: Sendable {
         var queueHead = 0
     }
 
-    private let storage = NIOLockedValueBox(Storage())
-    private let capacity: Int
+    /// Shards with a lock each: every request takes one twice (begin, complete), from whichever
+    /// event loop processes it, and one lock for all made the loops wait for each other.
+    private let shards: [NIOLockedValueBox<Storage>]
+    private let capacityPerShard: Int
 
-    init(capacity: Int) { self.capacity = capacity }
+    init(capacity: Int, shards: Int = 16) {
+        let n = max(1, shards)
+        self.shards = (0..<n).map { _ in NIOLockedValueBox(Storage()) }
+        self.capacityPerShard = max(1, (capacity + n - 1) / n)
+    }
+
+    private func storage(_ key: Key) -> NIOLockedValueBox<Storage> {
+        shards[Int(UInt(bitPattern: key.hash) % UInt(shards.count))]
+    }
 
     /// The key of a request: the top Via's branch (with the magic cookie) plus sent-by and
     /// method; otherwise the RFC 2543 key of Request-URI, tags, Call-ID, CSeq and top Via.
@@ -59,7 +82,7 @@ final class ServerTransactions: Sendable {
 
     /// Records a new transaction or classifies a retransmission.
     func begin(_ key: Key, now: UInt64) -> Lookup {
-        storage.withLockedValue { s in
+        storage(key).withLockedValue { s in
             purge(&s, now: now)
             if let e = s.entries[key] {
                 switch e.state {
@@ -69,7 +92,7 @@ final class ServerTransactions: Sendable {
                 case .completed(let bytes): return .resend(bytes)
                 }
             }
-            guard s.entries.count < capacity else { return .new }  // full: process without remembering
+            guard s.entries.count < capacityPerShard else { return .new }  // full: process without remembering
             s.entries[key] = Entry(state: .proceeding(nil), expiresAt: .max)
             return .new
         }
@@ -77,7 +100,7 @@ final class ServerTransactions: Sendable {
 
     /// Stores the final response for Timer J (or forgets the transaction when J is zero).
     func complete(_ key: Key, response: [UInt8], timerJ: Duration, now: UInt64) {
-        storage.withLockedValue { s in
+        storage(key).withLockedValue { s in
             guard s.entries[key] != nil else { return }
             let j = UInt64(max(0, timerJ.components.seconds)) * 1_000_000_000
                 + UInt64(max(0, timerJ.components.attoseconds / 1_000_000_000))
@@ -93,7 +116,7 @@ final class ServerTransactions: Sendable {
 
     /// Remembers the latest provisional response of a transaction still in progress.
     func provisional(_ key: Key, response: [UInt8]) {
-        storage.withLockedValue { s in
+        storage(key).withLockedValue { s in
             guard case .proceeding? = s.entries[key]?.state else { return }
             s.entries[key]?.state = .proceeding(response)
         }
@@ -101,12 +124,12 @@ final class ServerTransactions: Sendable {
 
     /// Forgets a transaction that produced no response (the request was passed on).
     func abandon(_ key: Key) {
-        storage.withLockedValue { s in
+        storage(key).withLockedValue { s in
             if case .proceeding? = s.entries[key]?.state { s.entries[key] = nil }
         }
     }
 
-    var count: Int { storage.withLockedValue { $0.entries.count } }
+    var count: Int { shards.reduce(0) { $0 + $1.withLockedValue { $0.entries.count } } }
 
     private func purge(_ s: inout Storage, now: UInt64) {
         while s.queueHead < s.expiryQueue.count, s.expiryQueue[s.queueHead].0 <= now {
