@@ -1,8 +1,10 @@
+import Atomics
 import CoreMetrics
 import Metrics
 import NIOConcurrencyHelpers
 import Prometheus
 import SIPMessage
+import SIPProxy
 import SIPRegistrar
 import SIPTransport
 
@@ -60,50 +62,98 @@ final class ServerMetrics: Sendable {
     /// Methods counted under their own name (RFC 3261 and the extensions in common use). Any
     /// other method, a token anyone can make up, is counted as `other`: one counter per
     /// name would let a peer grow the registry without bound.
-    static let countedMethods: Set<String> = ["REGISTER", "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "UPDATE",
-                                              "PRACK", "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH"]
+    static let countedMethods: [String] = ["REGISTER", "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "UPDATE",
+                                           "PRACK", "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH"]
+    private static let methodSlots = countedMethods.count + 1  // the last one is `other`
+    private static let transports = SIPTransportProtocol.allCases
+    /// Response codes with a slot of their own (RFC 3261 7.2: three digits, 1xx to 6xx); a
+    /// code outside is counted through ``counter(_:_:)``.
+    private static let slottedCodes = 100..<700
+    private static let bindingKinds = ["created", "refreshed", "removed", "expired"]
+    private static let branchOutcomes = ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "timeout", "transport_error", "flow_failed"]
 
-    /// The counters of the per-message families, by a key that costs no string building:
-    /// these are bumped two or three times per message.
-    private struct HotKey: Hashable {
-        enum Family { case requests, responses, registrations }
-        var family: Family
-        var label: String
-        var number: Int
-        var transport: SIPTransportProtocol?
-    }
-    private let hot = NIOLockedValueBox<[HotKey: CoreMetrics.Counter]>([:])
-
-    private func hotCounter(_ key: HotKey, _ make: () -> CoreMetrics.Counter) -> CoreMetrics.Counter {
-        if let hit = hot.withLockedValue({ $0[key] }) { return hit }
-        let made = make()  // through `counter`, which keeps one instance per name and labels
-        hot.withLockedValue { $0[key] = made }
-        return made
-    }
+    /// The counters of the per-message families (bumped two or three times per message, and
+    /// a few times more per proxied transaction), by slot: method × transport, code ×
+    /// transport, and so on. A slot is read with one atomic load: no lock, no hashing and no
+    /// label strings (a lock here was taken by both event loops for every message). It is
+    /// filled once, through ``counter(_:_:)``, which keeps one instance per name and labels,
+    /// so two loops racing to fill a slot store the same counter.
+    private let requestSlots = CounterSlots(count: methodSlots * transports.count)
+    private let responseSlots = CounterSlots(count: slottedCodes.count * transports.count)
+    private let registrationSlots = CounterSlots(count: bindingKinds.count)
+    private let forwardedSlots = CounterSlots(count: methodSlots)
+    private let branchSlots = CounterSlots(count: branchOutcomes.count)
+    private let finalResponseSlots = CounterSlots(count: methodSlots * slottedCodes.count)
 
     /// A method's label: its name when it is one of ``countedMethods``, else `other`.
     static func methodLabel(_ method: SIPMethod) -> String {
-        countedMethods.contains(method.rawValue) ? method.rawValue : "other"
+        label(methodIndex(method))
+    }
+
+    /// The method's slot: its place in ``countedMethods`` (short strings compared one by
+    /// one, REGISTER first), or the last one for `other`.
+    private static func methodIndex(_ method: SIPMethod) -> Int {
+        countedMethods.firstIndex(of: method.rawValue) ?? countedMethods.count
+    }
+
+    private static func label(_ methodIndex: Int) -> String {
+        methodIndex < countedMethods.count ? countedMethods[methodIndex] : "other"
+    }
+
+    private static func transportIndex(_ t: SIPTransportProtocol) -> Int {
+        transports.firstIndex(of: t) ?? 0
     }
 
     func requestReceived(_ method: SIPMethod, _ transport: SIPTransportProtocol) {
-        let name = Self.methodLabel(method)
-        hotCounter(HotKey(family: .requests, label: name, number: 0, transport: transport)) {
-            counter("sip_requests_total", [("method", name), ("transport", transport.rawValue.lowercased())])
+        let m = Self.methodIndex(method)
+        requestSlots.counter(m * Self.transports.count + Self.transportIndex(transport)) {
+            counter("sip_requests_total", [("method", Self.label(m)), ("transport", transport.rawValue.lowercased())])
         }.increment()
     }
 
     func responseSent(_ code: Int, _ transport: SIPTransportProtocol) {
-        hotCounter(HotKey(family: .responses, label: "", number: code, transport: transport)) {
-            counter("sip_responses_total", [("code", String(code)), ("transport", transport.rawValue.lowercased())])
-        }.increment()
+        let make = { self.counter("sip_responses_total", [("code", String(code)), ("transport", transport.rawValue.lowercased())]) }
+        guard Self.slottedCodes.contains(code) else { return make().increment() }
+        let slot = (code - Self.slottedCodes.lowerBound) * Self.transports.count + Self.transportIndex(transport)
+        responseSlots.counter(slot, make).increment()
     }
 
     func bindingEvent(_ e: BindingEvent) {
-        let kind = e.kind
-        hotCounter(HotKey(family: .registrations, label: kind, number: 0, transport: nil)) {
-            counter("sip_registrations_total", [("event", kind)])
-        }.increment()
+        let slot = switch e {
+        case .created: 0
+        case .refreshed: 1
+        case .removed: 2
+        case .expired: 3
+        }
+        registrationSlots.counter(slot) { counter("sip_registrations_total", [("event", Self.bindingKinds[slot])]) }.increment()
+    }
+
+    /// A request the proxy forwarded (`sip_proxy_forwarded_total` by method).
+    func proxyForwarded(_ method: SIPMethod) {
+        let m = Self.methodIndex(method)
+        forwardedSlots.counter(m) { counter("sip_proxy_forwarded_total", [("method", Self.label(m))]) }.increment()
+    }
+
+    /// A branch of a proxied transaction that ended (`sip_proxy_branches_total` by outcome).
+    func proxyBranchEnded(_ outcome: BranchOutcome) {
+        let slot: Int
+        switch outcome {
+        case .answered(let code) where (1...6).contains(code / 100): slot = code / 100 - 1
+        case .answered: return counter("sip_proxy_branches_total", [("outcome", outcome.metricLabel)]).increment()
+        case .timedOut: slot = 6
+        case .transportError: slot = 7
+        case .flowFailed: slot = 8
+        }
+        branchSlots.counter(slot) { counter("sip_proxy_branches_total", [("outcome", Self.branchOutcomes[slot])]) }.increment()
+    }
+
+    /// The final response of a proxied transaction (`sip_proxy_final_responses_total` by
+    /// method and code).
+    func proxyFinished(_ method: SIPMethod, code: Int) {
+        let m = Self.methodIndex(method)
+        let make = { self.counter("sip_proxy_final_responses_total", [("method", Self.label(m)), ("code", String(code))]) }
+        guard Self.slottedCodes.contains(code) else { return make().increment() }
+        finalResponseSlots.counter(m * Self.slottedCodes.count + code - Self.slottedCodes.lowerBound, make).increment()
     }
 
     func tlsHandshake(succeeded: Bool) {
@@ -144,5 +194,58 @@ extension Duration {
     var nanosecondsValue: Int64 {
         let (s, a) = components
         return s * 1_000_000_000 + a / 1_000_000_000
+    }
+}
+
+/// Counters by slot number, each made on first use and then read with one atomic load.
+private struct LazyCounters: Sendable {
+    private let slots: [ManagedAtomicLazyReference<CoreMetrics.Counter>]
+
+    init(count: Int) {
+        slots = (0..<count).map { _ in ManagedAtomicLazyReference() }
+    }
+
+    /// The slot's counter; `make` runs only while the slot is empty (it may run on two
+    /// threads at once: the first to store wins, and both return what was stored).
+    func counter(_ slot: Int, _ make: () -> CoreMetrics.Counter) -> CoreMetrics.Counter {
+        let reference = slots[slot]
+        if let made = reference.load() { return made }
+        return reference.storeIfNilThenLoad(make())
+    }
+}
+
+/// Counters by slot number, each made on first use and from then on read with one atomic
+/// load. The slots are one allocation of pointer-sized atomic references, all empty at
+/// first (a table with a slot for every response code and method costs 9,000 words, not
+/// 9,000 objects).
+///
+/// `@unchecked Sendable`: `slots` is set once in `init` and never reassigned; the memory
+/// it points to is read and written only through `UnsafeAtomicLazyReference`'s atomic
+/// load and compare-and-exchange, which are safe from any thread; `deinit` (disposing the
+/// stored references and freeing the memory) runs only once no thread holds the object.
+private final class CounterSlots: @unchecked Sendable {
+    private typealias Reference = UnsafeAtomicLazyReference<CoreMetrics.Counter>
+    private let slots: UnsafeMutablePointer<Reference.Storage>
+    private let count: Int
+
+    init(count: Int) {
+        self.count = count
+        slots = .allocate(capacity: count)
+        slots.initialize(repeating: Reference.Storage(), count: count)
+    }
+
+    deinit {
+        for i in 0..<count { slots[i].dispose() }
+        slots.deinitialize(count: count)
+        slots.deallocate()
+    }
+
+    /// The slot's counter; `make` runs only while the slot is empty (it may run on two
+    /// threads at once: the first to store wins, and both get what was stored).
+    func counter(_ slot: Int, _ make: () -> CoreMetrics.Counter) -> CoreMetrics.Counter {
+        precondition(slot >= 0 && slot < count, "counter slot \(slot) outside 0..<\(count)")
+        let reference = Reference(at: slots + slot)
+        if let made = reference.load() { return made }
+        return reference.storeIfNilThenLoad(make())
     }
 }

@@ -1,6 +1,6 @@
+import Atomics
 import CoreMetrics
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 import SIPMessage
 import SIPProxy
@@ -27,17 +27,16 @@ extension RegistrarServer {
         // that share auth.secret_file, random per start otherwise).
         let key = OpenSSLHashing.hmacSHA256(key: secret, Array("sip-registrar flow token key".utf8))
         let codec = FlowTokenCodec(key: key) { k, m in OpenSSLHashing.hmacSHA256(key: k, m) }
-        let inFlight = NIOLockedValueBox(0)
+        let inFlight = ManagedAtomic(0)
         let gauge = metrics.gauge("sip_proxy_transactions")
         var proxyLogger = logger
         proxyLogger[metadataKey: "component"] = "proxy"
         let callLogger = proxyLogger
         let observer = ProxyObserver(
-            forwarded: { method in metrics.count("sip_proxy_forwarded_total", [("method", ServerMetrics.methodLabel(method))]) },
-            branchEnded: { outcome in metrics.count("sip_proxy_branches_total", [("outcome", outcome.metricLabel)]) },
+            forwarded: { method in metrics.proxyForwarded(method) },
+            branchEnded: { outcome in metrics.proxyBranchEnded(outcome) },
             finished: { request, completion in
-                metrics.count("sip_proxy_final_responses_total", [("method", ServerMetrics.methodLabel(request.method)),
-                                                                  ("code", String(completion.statusCode))])
+                metrics.proxyFinished(request.method, code: completion.statusCode)
                 // One line per call set-up that failed, with the reason.
                 guard request.method == .invite, completion.statusCode >= 300 else { return }
                 let from = (try? request.headers.from)??.uri.description ?? "?"
@@ -47,11 +46,7 @@ extension RegistrarServer {
                     "sip.call_id": "\(String(request.headers.callID ?? "").logSafe)"])
             },
             inFlight: { delta in
-                let n = inFlight.withLockedValue { v -> Int in
-                    v += delta
-                    return v
-                }
-                gauge.record(n)
+                gauge.record(inFlight.wrappingIncrementThenLoad(by: delta, ordering: .relaxed))
             })
         let location = RegistrarLocationService(registrar: registrar, localNode: localNode, directory: directory, codec: codec)
         return ProxyHost(dispatcher: dispatcher, location: location, identity: identity,
