@@ -69,8 +69,8 @@ final class ServerMetrics: Sendable {
     /// Response codes with a slot of their own (RFC 3261 7.2: three digits, 1xx to 6xx); a
     /// code outside is counted through ``counter(_:_:)``.
     private static let slottedCodes = 100..<700
-    private static let bindingKinds = ["created", "refreshed", "removed", "expired"]
-    private static let branchOutcomes = ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "timeout", "transport_error", "flow_failed"]
+    private static let bindingKinds = 4     // created, refreshed, removed, expired
+    private static let branchOutcomes = 9   // 1xx to 6xx, timeout, transport_error, flow_failed
 
     /// The counters of the per-message families (bumped two or three times per message, and
     /// a few times more per proxied transaction), by slot: method × transport, code ×
@@ -80,15 +80,10 @@ final class ServerMetrics: Sendable {
     /// so two loops racing to fill a slot store the same counter.
     private let requestSlots = CounterSlots(count: methodSlots * transports.count)
     private let responseSlots = CounterSlots(count: slottedCodes.count * transports.count)
-    private let registrationSlots = CounterSlots(count: bindingKinds.count)
+    private let registrationSlots = CounterSlots(count: bindingKinds)
     private let forwardedSlots = CounterSlots(count: methodSlots)
-    private let branchSlots = CounterSlots(count: branchOutcomes.count)
+    private let branchSlots = CounterSlots(count: branchOutcomes)
     private let finalResponseSlots = CounterSlots(count: methodSlots * slottedCodes.count)
-
-    /// A method's label: its name when it is one of ``countedMethods``, else `other`.
-    static func methodLabel(_ method: SIPMethod) -> String {
-        label(methodIndex(method))
-    }
 
     /// The method's slot: its place in ``countedMethods`` (short strings compared one by
     /// one, REGISTER first), or the last one for `other`.
@@ -96,12 +91,18 @@ final class ServerMetrics: Sendable {
         countedMethods.firstIndex(of: method.rawValue) ?? countedMethods.count
     }
 
+    /// A method's label: its name when it is one of ``countedMethods``, else `other`.
     private static func label(_ methodIndex: Int) -> String {
         methodIndex < countedMethods.count ? countedMethods[methodIndex] : "other"
     }
 
     private static func transportIndex(_ t: SIPTransportProtocol) -> Int {
         transports.firstIndex(of: t) ?? 0
+    }
+
+    /// A code's place in ``slottedCodes``, nil outside it.
+    private static func codeIndex(_ code: Int) -> Int? {
+        slottedCodes.contains(code) ? code - slottedCodes.lowerBound : nil
     }
 
     func requestReceived(_ method: SIPMethod, _ transport: SIPTransportProtocol) {
@@ -113,9 +114,8 @@ final class ServerMetrics: Sendable {
 
     func responseSent(_ code: Int, _ transport: SIPTransportProtocol) {
         let make = { self.counter("sip_responses_total", [("code", String(code)), ("transport", transport.rawValue.lowercased())]) }
-        guard Self.slottedCodes.contains(code) else { return make().increment() }
-        let slot = (code - Self.slottedCodes.lowerBound) * Self.transports.count + Self.transportIndex(transport)
-        responseSlots.counter(slot, make).increment()
+        guard let c = Self.codeIndex(code) else { return make().increment() }
+        responseSlots.counter(c * Self.transports.count + Self.transportIndex(transport), make).increment()
     }
 
     func bindingEvent(_ e: BindingEvent) {
@@ -125,7 +125,7 @@ final class ServerMetrics: Sendable {
         case .removed: 2
         case .expired: 3
         }
-        registrationSlots.counter(slot) { counter("sip_registrations_total", [("event", Self.bindingKinds[slot])]) }.increment()
+        registrationSlots.counter(slot) { counter("sip_registrations_total", [("event", e.kind)]) }.increment()
     }
 
     /// A request the proxy forwarded (`sip_proxy_forwarded_total` by method).
@@ -136,15 +136,16 @@ final class ServerMetrics: Sendable {
 
     /// A branch of a proxied transaction that ended (`sip_proxy_branches_total` by outcome).
     func proxyBranchEnded(_ outcome: BranchOutcome) {
+        let make = { self.counter("sip_proxy_branches_total", [("outcome", outcome.metricLabel)]) }
         let slot: Int
         switch outcome {
         case .answered(let code) where (1...6).contains(code / 100): slot = code / 100 - 1
-        case .answered: return counter("sip_proxy_branches_total", [("outcome", outcome.metricLabel)]).increment()
+        case .answered: return make().increment()
         case .timedOut: slot = 6
         case .transportError: slot = 7
         case .flowFailed: slot = 8
         }
-        branchSlots.counter(slot) { counter("sip_proxy_branches_total", [("outcome", Self.branchOutcomes[slot])]) }.increment()
+        branchSlots.counter(slot, make).increment()
     }
 
     /// The final response of a proxied transaction (`sip_proxy_final_responses_total` by
@@ -152,8 +153,8 @@ final class ServerMetrics: Sendable {
     func proxyFinished(_ method: SIPMethod, code: Int) {
         let m = Self.methodIndex(method)
         let make = { self.counter("sip_proxy_final_responses_total", [("method", Self.label(m)), ("code", String(code))]) }
-        guard Self.slottedCodes.contains(code) else { return make().increment() }
-        finalResponseSlots.counter(m * Self.slottedCodes.count + code - Self.slottedCodes.lowerBound, make).increment()
+        guard let c = Self.codeIndex(code) else { return make().increment() }
+        finalResponseSlots.counter(m * Self.slottedCodes.count + c, make).increment()
     }
 
     func tlsHandshake(succeeded: Bool) {
@@ -194,23 +195,6 @@ extension Duration {
     var nanosecondsValue: Int64 {
         let (s, a) = components
         return s * 1_000_000_000 + a / 1_000_000_000
-    }
-}
-
-/// Counters by slot number, each made on first use and then read with one atomic load.
-private struct LazyCounters: Sendable {
-    private let slots: [ManagedAtomicLazyReference<CoreMetrics.Counter>]
-
-    init(count: Int) {
-        slots = (0..<count).map { _ in ManagedAtomicLazyReference() }
-    }
-
-    /// The slot's counter; `make` runs only while the slot is empty (it may run on two
-    /// threads at once: the first to store wins, and both return what was stored).
-    func counter(_ slot: Int, _ make: () -> CoreMetrics.Counter) -> CoreMetrics.Counter {
-        let reference = slots[slot]
-        if let made = reference.load() { return made }
-        return reference.storeIfNilThenLoad(make())
     }
 }
 
