@@ -2,6 +2,7 @@
 #include <openssl/evp.h>
 #include <openssl/ec.h>
 #include <openssl/x509v3.h>
+#include <openssl/params.h>
 
 const uint64_t CSIPTLSShims_SSL_OP_NO_RENEGOTIATION = SSL_OP_NO_RENEGOTIATION;
 const uint64_t CSIPTLSShims_SSL_OP_NO_COMPRESSION = SSL_OP_NO_COMPRESSION;
@@ -53,5 +54,30 @@ int CSIPTLSShims_X509_add_ext_text(X509 *cert, const char *name, const char *val
     if (!ext) return 0;
     int ok = X509_add_ext(cert, ext, -1);
     X509_EXTENSION_free(ext);
+    return ok;
+}
+
+EVP_MAC_CTX *CSIPTLSShims_hmac_sha256_new(const unsigned char *key, size_t length) {
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    if (mac == NULL) return NULL;
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(mac);  // holds its own reference to `mac`
+    EVP_MAC_free(mac);
+    if (ctx == NULL) return NULL;
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0), OSSL_PARAM_construct_end()};
+    if (EVP_MAC_init(ctx, key, length, params) != 1) {
+        EVP_MAC_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+int CSIPTLSShims_hmac_sha256_keyed(const EVP_MAC_CTX *keyed, const unsigned char *message, size_t length,
+                                   unsigned char *out) {
+    // A copy of the keyed state: no algorithm fetch, no key schedule, and `keyed` stays untouched.
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(keyed);
+    if (ctx == NULL) return 0;
+    size_t written = 0;
+    int ok = EVP_MAC_update(ctx, message, length) == 1 && EVP_MAC_final(ctx, out, &written, 32) == 1 && written == 32;
+    EVP_MAC_CTX_free(ctx);
     return ok;
 }

@@ -1,4 +1,5 @@
 internal import COpenSSL
+internal import CSIPTLSShims
 
 /// Hashes, HMAC and random bytes from the same OpenSSL the TLS legs use, so the
 /// product carries one cryptographic library. Digest authentication (RFC 8760:
@@ -63,5 +64,41 @@ public enum OpenSSLHashing {
     private static func withContiguous<R>(_ bytes: some Collection<UInt8>, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
         if let r = bytes.withContiguousStorageIfAvailable(body) { return r }
         return Array(bytes).withUnsafeBufferPointer(body)
+    }
+}
+
+/// HMAC-SHA-256 under one key, made once: each MAC copies the keyed state instead of looking
+/// up the algorithm and hashing the key again (0.8 against 1.7 us for a 40-byte message, and
+/// no lock in OpenSSL's algorithm store). For MACs computed per message, e.g. flow tokens.
+///
+/// `@unchecked Sendable`: the context is written only in `init` (keyed there) and freed in
+/// `deinit`; ``mac(_:)`` passes it to `EVP_MAC_CTX_dup` as a `const` source, which only reads
+/// it (the copy gets its own state and a new reference to the algorithm, an atomic count),
+/// so any number of threads may call ``mac(_:)`` at once.
+public final class HMACSHA256Key: @unchecked Sendable {
+    private let keyed: OpaquePointer
+
+    /// A keyed context; throws when OpenSSL cannot make one (no HMAC or SHA-256 in its providers).
+    public init(key: some Collection<UInt8>) throws(TLSError) {
+        OpenSSLErrors.clear()
+        let bytes = Array(key)
+        let made = bytes.withUnsafeBufferPointer { CSIPTLSShims_hmac_sha256_new($0.baseAddress, $0.count) }
+        guard let made else { throw TLSError.configuration("cannot make an HMAC-SHA256 context", stack: OpenSSLErrors.drain()) }
+        keyed = made
+    }
+
+    deinit { EVP_MAC_CTX_free(keyed) }
+
+    /// HMAC-SHA-256 of `message`: the same 32 bytes as ``OpenSSLHashing/hmacSHA256(key:_:)``.
+    public func mac(_ message: some Collection<UInt8>) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        let ok = out.withUnsafeMutableBufferPointer { o in
+            let run = { (m: UnsafeBufferPointer<UInt8>) in CSIPTLSShims_hmac_sha256_keyed(self.keyed, m.baseAddress, m.count, o.baseAddress) }
+            if let r = message.withContiguousStorageIfAvailable(run) { return r }
+            return Array(message).withUnsafeBufferPointer(run)
+        }
+        // Fails only when the allocator does; a MAC cannot be faked, so stop.
+        precondition(ok == 1, "HMAC failed: \(OpenSSLErrors.drain())")
+        return out
     }
 }

@@ -35,4 +35,12 @@ GENERAL_NAMES *CSIPTLSShims_X509_get_subject_alt_names(const X509 *cert);
 int CSIPTLSShims_X509_add_ext_text(X509 *cert, const char *name, const char *value);
 /// Whether the certificate has a subjectAltName extension at all.
 int CSIPTLSShims_X509_has_subject_alt_name(const X509 *cert);
+/// An HMAC-SHA256 context initialised with `key`, to be copied for each MAC
+/// (CSIPTLSShims_hmac_sha256_keyed) and never used directly; NULL on failure.
+/// Free with EVP_MAC_CTX_free.
+EVP_MAC_CTX *CSIPTLSShims_hmac_sha256_new(const unsigned char *key, size_t length);
+/// HMAC-SHA256 of `message` under the key `keyed` was made with, into `out` (32 bytes):
+/// 1 on success. Only reads `keyed` (it is duplicated), so threads may share it.
+int CSIPTLSShims_hmac_sha256_keyed(const EVP_MAC_CTX *keyed, const unsigned char *message, size_t length,
+                                   unsigned char *out);
 #endif

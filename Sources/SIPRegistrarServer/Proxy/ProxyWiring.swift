@@ -26,7 +26,13 @@ extension RegistrarServer {
         // A key of its own for the flow tokens, derived from the node secret (shared by the nodes
         // that share auth.secret_file, random per start otherwise).
         let key = OpenSSLHashing.hmacSHA256(key: secret, Array("sip-registrar flow token key".utf8))
-        let codec = FlowTokenCodec(key: key) { k, m in OpenSSLHashing.hmacSHA256(key: k, m) }
+        // Every INVITE signs two tokens and every in-dialog request verifies its own: one keyed
+        // context, copied per MAC (the one-shot HMAC only if OpenSSL cannot make the context).
+        let keyed = try? HMACSHA256Key(key: key)
+        let codec = FlowTokenCodec(key: key) { k, m in
+            if let keyed, k == key { return keyed.mac(m) }
+            return OpenSSLHashing.hmacSHA256(key: k, m)
+        }
         let inFlight = ManagedAtomic(0)
         let gauge = metrics.gauge("sip_proxy_transactions")
         var proxyLogger = logger
