@@ -103,9 +103,8 @@ public enum ProxyForwarding {
         var request = validated.request
         request.uri = target.uri.withoutHeaders
         if let recordRoute {
-            let routes = RouteList(request.headers).values
             let sips = request.uri.isSIPS || (target.path.first.flatMap { NameAddress.parse($0)?.uri.isSIPS } ?? false)
-                || (routes.first?.uri.isSIPS ?? false) || validated.receivedURI.isSIPS
+                || (RouteList.first(of: request.headers)?.uri.isSIPS ?? false) || validated.receivedURI.isSIPS
             var fields = request.headers.fields
             let at = fields.firstIndex { $0.name == .recordRoute } ?? fields.endIndex
             let values = recordRoute.recordRouteValues(sips: sips).map { SIPHeaderField(name: .recordRoute, value: $0) }
@@ -114,14 +113,15 @@ public enum ProxyForwarding {
         }
         if !target.path.isEmpty {
             var routes = RouteList(request.headers)
-            routes.values.insert(contentsOf: target.path.compactMap { NameAddress.parse($0) }, at: 0)
+            let path = target.path.compactMap { text in NameAddress.parse(text).map { RouteList.Value($0, text: Substring(text)) } }
+            routes.values.insert(contentsOf: path, at: 0)
             routes.write(to: &request.headers)
         }
         // Step 6: a strict router as next hop gets the Request-URI as its last Route.
-        var routes = RouteList(request.headers)
-        if let first = routes.values.first, !first.uri.parameters.contains("lr") {
+        if let first = RouteList.first(of: request.headers), !first.uri.parameters.contains("lr") {
+            var routes = RouteList(request.headers)
             routes.values.removeFirst()
-            routes.values.append(NameAddress(uri: request.uri))
+            routes.values.append(RouteList.Value(NameAddress(uri: request.uri)))
             request.uri = first.uri
             routes.write(to: &request.headers)
         }

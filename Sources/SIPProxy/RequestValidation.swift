@@ -62,11 +62,12 @@ public struct ProxyRequestValidator: Sendable {
         let key: ProxyBranchKey
         let vias: [SIPVia]
         let maxForwards: Int?
+        let routes: RouteList
         do throws(SIPParseError) {
             if let branchKey { key = branchKey } else { key = try ProxyBranchKey(request: request) }
             vias = try request.headers.via
             maxForwards = try request.headers.maxForwards
-            _ = try request.headers.route
+            routes = try RouteList(parsing: request.headers)
         } catch {
             return .reject(.answering(request, error, server: server))
         }
@@ -91,7 +92,7 @@ public struct ProxyRequestValidator: Sendable {
 
         var out = request
         out.headers.set(.maxForwards, String(maxForwards.map { $0 - 1 } ?? defaultMaxForwards))
-        let (removed, strict) = Self.preprocessRoutes(&out, identity: identity)
+        let (removed, strict) = Self.preprocessRoutes(&out, routes: routes, identity: identity)
         return .forward(ValidatedRequest(request: out, receivedURI: request.uri, branchKey: key, removedRoutes: removed,
                                          wasStrictRouted: strict))
     }
@@ -100,18 +101,19 @@ public struct ProxyRequestValidator: Sendable {
     /// has `lr`, as all ours do) came from a strict router: the last Route value becomes the
     /// Request-URI. Then every top Route value naming us is removed: one, or two when we
     /// double record-routed (RFC 5658 3.3).
-    static func preprocessRoutes(_ request: inout SIPRequest, identity: ProxyIdentity) -> ([SIPURI], Bool) {
-        var routes = RouteList(request.headers)
+    static func preprocessRoutes(_ request: inout SIPRequest, routes parsed: RouteList? = nil,
+                                 identity: ProxyIdentity) -> ([SIPURI], Bool) {
+        var routes = parsed ?? RouteList(request.headers)
         var removed: [SIPURI] = []
         var strict = false
         if identity.isUs(request.uri), request.uri.parameters.contains("lr"), let last = routes.values.last {
             removed.append(request.uri)
-            request.uri = last.uri
+            request.uri = last.address.uri
             routes.values.removeLast()
             strict = true
         }
-        while let first = routes.values.first, identity.isUs(first.uri) {
-            removed.append(first.uri)
+        while let first = routes.values.first, identity.isUs(first.address.uri) {
+            removed.append(first.address.uri)
             routes.values.removeFirst()
         }
         if removed.isEmpty { return ([], false) }
@@ -121,22 +123,55 @@ public struct ProxyRequestValidator: Sendable {
 }
 
 /// The Route values of a message, one element per value, written back as one field each.
+/// A value read from the message keeps its text and is written back as it came (16.4 and
+/// 16.6 only remove or add values; the others pass unchanged and are not serialized again).
 struct RouteList {
-    var values: [NameAddress]
+    struct Value {
+        var address: NameAddress
+        /// The value as written in the message; nil for one added here.
+        var text: Substring?
 
+        init(_ address: NameAddress, text: Substring? = nil) {
+            self.address = address
+            self.text = text
+        }
+
+        var written: String { text.map { String($0) } ?? address.description }
+    }
+
+    var values: [Value]
+
+    /// The values that parse (the validator has rejected a message with one that does not).
     init(_ headers: SIPHeaders) {
-        values = headers.splitValues(.route).compactMap { NameAddress.parse($0) }
+        values = headers.splitValues(.route).compactMap { text in NameAddress.parse(text).map { Value($0, text: text) } }
+    }
+
+    /// Every value, or the error naming Route when one is malformed (16.3 step 1).
+    init(parsing headers: SIPHeaders) throws(SIPParseError) {
+        values = []
+        for text in headers.splitValues(.route) {
+            guard let a = NameAddress.parse(text) else { throw SIPParseError(.invalidHeaderValue("Route")) }
+            values.append(Value(a, text: text))
+        }
+    }
+
+    /// The first Route value alone, parsed (nil when there is none or it is malformed).
+    static func first(of headers: SIPHeaders) -> NameAddress? {
+        guard let first = headers.values(.route).first, let text = SIPHeaders.splitList(first).first else {
+            return nil
+        }
+        return NameAddress.parse(text)
     }
 
     /// Replaces the Route fields, keeping the position of the first one.
     func write(to headers: inout SIPHeaders) {
         guard let at = headers.firstIndex(where: { $0.name == .route }) else {
-            for v in values { headers.add(.route, v.description) }
+            for v in values { headers.add(.route, v.written) }
             return
         }
         var fields = Array(headers.fields.filter { $0.name != .route })
         let position = headers.fields[..<at].filter { $0.name != .route }.count
-        fields.insert(contentsOf: values.map { SIPHeaderField(name: .route, value: $0.description) }, at: position)
+        fields.insert(contentsOf: values.map { SIPHeaderField(name: .route, value: $0.written) }, at: position)
         headers = SIPHeaders(fields)
     }
 }

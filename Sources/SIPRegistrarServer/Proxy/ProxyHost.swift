@@ -237,15 +237,20 @@ final class ProxyHost: SIPForwarder {
     func handle(_ key: String, _ event: ProxyCoreEvent, cancelUpstream: SIPUpstream? = nil, generation gen: UInt64? = nil) {
         var work: [Work] = []
         shard(key).withLockedValue { map in
-            guard var entry = map[key] else { return }
+            // Taken out of the map while it runs: a copy left in the map would make every
+            // collection the machine changes (branches, timers) copy itself first.
+            guard var entry = map.removeValue(forKey: key) else { return }
             if case .timerFired(let t) = event, let gen {
                 // Restarted or stopped since: this firing is stale.
-                guard entry.timers[t]?.generation == gen else { return }
+                guard entry.timers[t]?.generation == gen else {
+                    map[key] = entry
+                    return
+                }
                 entry.timers[t] = nil
             }
             let actions = entry.machine.handle(event)
             apply(actions, key: key, entry: &entry, cancelUpstream: cancelUpstream, into: &work)
-            map[key] = entry.machine.isTerminated ? nil : entry
+            if !entry.machine.isTerminated { map[key] = entry }
         }
         perform(work)
     }
