@@ -32,13 +32,47 @@ public struct NameAddress: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses and also returns the URI exactly as written.
     static func parseKeepingURIText(_ text: Substring) -> (NameAddress, Substring)? {
+        guard let parts = split(text) else { return nil }
+        var displayName: String?
+        if let name = parts.displayName {
+            if name.utf8.first == ASCII.quote {
+                displayName = unquote(name)
+            } else {
+                let trimmed = name.trimmingSIPWhitespace()
+                if !trimmed.isEmpty { displayName = String(trimmed) }
+            }
+        }
+        let uriTrimmed = parts.uri.trimmingSIPWhitespace()
+        guard let uri = SIPURI.parse(uriTrimmed), let params = headerParameters(parts.parameters) else { return nil }
+        return (NameAddress(displayName: displayName, uri: uri, parameters: params), uriTrimmed)
+    }
+
+    /// The header parameters of a name-addr / addr-spec (`tag`, `expires`, ...) without parsing
+    /// its display name or URI: for a proxy that inspects a To or From tag and nothing else
+    /// (RFC 3261 16.3 step 1 asks for reasonable syntax only of what the proxy inspects).
+    /// Nil when the value cannot be split or its parameters are malformed.
+    public static func parameters(of text: Substring) -> SIPParameters? {
+        guard let parts = split(text) else { return nil }
+        return headerParameters(parts.parameters)
+    }
+
+    private static func headerParameters(_ text: Substring) -> SIPParameters? {
+        let trimmed = text.trimmingSIPWhitespace()
+        if trimmed.isEmpty { return SIPParameters() }
+        guard trimmed.utf8.first == ASCII.semicolon else { return nil }
+        return HeaderSplitter.parameters(trimmed)
+    }
+
+    /// Splits a value into its display name as written (quoted or not; nil when there is
+    /// none), its URI text and its header-parameter text, or nil when it has no URI part,
+    /// an unclosed quote or angle bracket, or a quoted display name without `<`.
+    private static func split(_ text: Substring) -> (displayName: Substring?, uri: Substring, parameters: Substring)? {
         let t = text.trimmingSIPWhitespace()
         let u = t.utf8
         guard !u.isEmpty else { return nil }
-        var displayName: String?
+        var displayName: Substring?
+        var quoted = false
         var i = u.startIndex
-        var uriText: Substring
-        var paramsText: Substring
 
         // Display name: a quoted string, or tokens up to '<'.
         if u[i] == ASCII.quote {
@@ -51,36 +85,22 @@ public struct NameAddress: Sendable, Hashable, CustomStringConvertible {
                 j = u.index(after: j)
             }
             guard closed else { return nil }
-            displayName = unquote(Substring(u[i...j]))
+            displayName = Substring(u[i...j])
+            quoted = true
             i = u.index(after: j)
             while i < u.endIndex, ASCII.isWhitespace(u[i]) { i = u.index(after: i) }
             guard i < u.endIndex, u[i] == ASCII.lessThan else { return nil }
         }
         if let lt = u[i...].firstIndexOfByte(ASCII.lessThan) {
-            if displayName == nil {
-                let name = Substring(u[i..<lt]).trimmingSIPWhitespace()
-                if !name.isEmpty { displayName = String(name) }
-            }
+            if !quoted { displayName = Substring(u[i..<lt]) }
             guard let gt = u[lt...].firstIndexOfByte(ASCII.greaterThan) else { return nil }
-            uriText = Substring(u[u.index(after: lt)..<gt])
-            paramsText = Substring(u[u.index(after: gt)...])
-        } else {
-            guard displayName == nil else { return nil }
-            // addr-spec: parameters after the first ';' belong to the header.
-            let semi = u[i...].firstIndexOfByte(ASCII.semicolon) ?? u.endIndex
-            uriText = Substring(u[i..<semi])
-            paramsText = Substring(u[semi...])
-            // A bare addr-spec cannot carry URI headers; '?' then belongs to nothing valid.
+            return (displayName, Substring(u[u.index(after: lt)..<gt]), Substring(u[u.index(after: gt)...]))
         }
-        let uriTrimmed = uriText.trimmingSIPWhitespace()
-        guard let uri = SIPURI.parse(uriTrimmed) else { return nil }
-        let ptrim = paramsText.trimmingSIPWhitespace()
-        var params = SIPParameters()
-        if !ptrim.isEmpty {
-            guard ptrim.utf8.first == ASCII.semicolon, let p = HeaderSplitter.parameters(ptrim) else { return nil }
-            params = p
-        }
-        return (NameAddress(displayName: displayName, uri: uri, parameters: params), uriTrimmed)
+        guard !quoted else { return nil }
+        // addr-spec: parameters after the first ';' belong to the header.
+        // A bare addr-spec cannot carry URI headers; '?' then belongs to nothing valid.
+        let semi = u[i...].firstIndexOfByte(ASCII.semicolon) ?? u.endIndex
+        return (nil, Substring(u[i..<semi]), Substring(u[semi...]))
     }
 
     /// Always the `name-addr` form with angle brackets, which is safe whatever the URI holds.

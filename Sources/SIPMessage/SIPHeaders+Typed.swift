@@ -72,6 +72,14 @@ extension SIPHeaders {
     /// The To header (RFC 3261 20.39): a REGISTER's address of record; nil when absent,
     /// throws ``SIPParseError`` naming the header when malformed.
     public var to: NameAddress? { get throws(SIPParseError) { try nameAddress(.to) } }
+    /// The `tag` parameter of a From or To value, read without parsing its URI (what a proxy
+    /// inspects, RFC 3261 16.3 step 1); nil when the header or the tag is absent; throws
+    /// ``SIPParseError`` naming the header when its parameters are malformed.
+    public func tag(_ name: SIPHeaderName) throws(SIPParseError) -> String? {
+        guard let v = self[name] else { return nil }
+        guard let p = NameAddress.parameters(of: v) else { throw SIPParseError(.invalidHeaderValue(name.name)) }
+        return p.value("tag")
+    }
     /// The Call-ID header as written (RFC 3261 20.8); nil when absent.
     public var callID: Substring? { self[.callID] }
 

@@ -31,8 +31,8 @@ public struct ProxyBranchKey: Sendable, Hashable {
     /// Computes the key for a request as received (before any Route is removed).
     public init(request: SIPRequest) throws(SIPParseError) {
         let h = request.headers
-        let toTag = try h.to?.tag ?? ""
-        let fromTag = try h.from?.tag ?? ""
+        let toTag = try h.tag(.to) ?? ""
+        let fromTag = try h.tag(.from) ?? ""
         let callID = h.callID ?? ""
         let cseq = try h.cseq.map { String($0.sequence) } ?? ""
 

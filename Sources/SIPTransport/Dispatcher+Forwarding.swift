@@ -114,11 +114,11 @@ extension Dispatcher {
     /// connection arrived at (`local`), loopback for a loopback peer, else the first
     /// interface address of the peer's family. Nil when there is no leg of that transport.
     public func advertisedLeg(_ transport: SIPTransportProtocol, peer: String, local: String? = nil) -> (host: String, port: Int)? {
-        guard let listener = listeners.first(where: { $0.transport == transport }), let port = listener.address.port else {
+        guard let listener = legs.withLockedValue({ $0.firstListener[transport] }), let port = listener.port else {
             return nil
         }
         if let name = configuration.localNames.first { return (name, port) }
-        if let ip = listener.address.ipAddress, !Self.isWildcard(ip) { return (Self.unmapped(ip), port) }
+        if let ip = listener.ip, !Self.isWildcard(ip) { return (Self.unmapped(ip), port) }
         if let local, !Self.isWildcard(local) { return (Self.unmapped(local), port) }
         let p = Self.unmapped(peer)
         let v6 = p.contains(":")

@@ -45,8 +45,22 @@ public final class Dispatcher: SIPTimerScheduler, Sendable {
     public let interfaceAddresses: [String]
 
     struct Legs: Sendable {
-        var udp: [UDPLeg] = []
-        var stream: [StreamLeg] = []
+        var udp: [UDPLeg] = [] { didSet { summarize() } }
+        var stream: [StreamLeg] = [] { didSet { summarize() } }
+        /// Kept as legs are bound, for every forwarded request: the transports of the legs, and
+        /// per transport the first listener's address as text and its port.
+        private(set) var transports: Set<SIPTransportProtocol> = []
+        private(set) var firstListener: [SIPTransportProtocol: (ip: String?, port: Int?)] = [:]
+
+        private mutating func summarize() {
+            var first: [SIPTransportProtocol: (ip: String?, port: Int?)] = [:]
+            for leg in udp where first[.udp] == nil { first[.udp] = (leg.localAddress.ipAddress, leg.localAddress.port) }
+            for leg in stream where first[leg.transport] == nil {
+                first[leg.transport] = (leg.localAddress.ipAddress, leg.localAddress.port)
+            }
+            firstListener = first
+            transports = Set(first.keys)
+        }
     }
 
     /// - Parameters:
@@ -215,7 +229,7 @@ public final class Dispatcher: SIPTimerScheduler, Sendable {
     }
 
     var availableTransports: Set<SIPTransportProtocol> {
-        Set(listeners.map(\.transport))
+        legs.withLockedValue { $0.transports }
     }
 
     /// Open connections by transport.

@@ -135,4 +135,34 @@ import Testing
     func rejectsMalformed(text: String) {
         #expect(NameAddress.parse(text) == nil)
     }
+
+    /// The parameters alone (what a proxy reads of To and From) are those of the full parse,
+    /// for every form: quoted and token display names, addr-spec, `;` and `>` inside quotes.
+    @Test(arguments: [
+        "\"Alice \\\"A\\\" <x>\" <sip:alice@example.com;lr>;tag=1", "Bob <sip:bob@biloxi.com>",
+        "sip:alice@example.com;tag=14976d10", "<sip:a@b;transport=tcp>;expires=60;TAG = x",
+        "<sip:a@b>;+sip.instance=\"<urn:uuid:1;x>\";reg-id=1", "  <sip:a@b>  ",
+    ])
+    func parametersAloneMatchTheFullParse(text: String) throws {
+        let full = try #require(NameAddress.parse(text))
+        #expect(NameAddress.parameters(of: Substring(text)) == full.parameters)
+    }
+
+    /// Malformed framing or parameters are refused; a URI that is not one is not looked at.
+    @Test func parametersAloneRefuseBrokenFraming() {
+        for text in ["", "<sip:a@b", "\"unterminated <sip:a@b>", "<sip:a@b>junk", "<sip:a@b>;=x"] {
+            #expect(NameAddress.parameters(of: Substring(text)) == nil, "\(text)")
+        }
+        #expect(NameAddress.parameters(of: "<notauri>;tag=7")?.value("tag") == "7")
+        #expect(NameAddress.parameters(of: "Bob sip:a@b") == SIPParameters())
+    }
+
+    @Test func headerTagsWithoutParsingTheURI() throws {
+        let h: SIPHeaders = [(.from, "\"A\" <sip:a@example.com>;tag=abc"), (.to, "<sip:b@example.com>")]
+        #expect(try h.tag(.from) == "abc")
+        #expect(try h.tag(.to) == nil)
+        #expect(try SIPHeaders().tag(.to) == nil)
+        let bad: SIPHeaders = [(.to, "<sip:b@example.com>;=x")]
+        #expect(throws: SIPParseError.self) { try bad.tag(.to) }
+    }
 }

@@ -55,7 +55,7 @@ extension ProxyHost {
         let inLeg = ProxyLeg(transport: source.transport, host: inbound.host, port: inbound.port)
         var plan: RecordRoutePlan?
         let method = request.request.method
-        let inDialog = ((try? request.request.headers.to) ?? nil)?.tag != nil
+        let inDialog = ((try? request.request.headers.tag(.to)) ?? nil) != nil
         if method != .register, !inDialog {
             // Both directions of the dialog find their peer's flow: two entries, each with a token
             // (RFC 5658 double Record-Route, RFC 5626 5.3 flow tokens), even on one transport. A

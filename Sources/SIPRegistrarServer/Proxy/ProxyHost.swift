@@ -120,7 +120,7 @@ final class ProxyHost: SIPForwarder {
         let decision = validated.route(arrivedOn: source, identity: identity, codec: codec, server: server)
         // A request inside a dialog is forwarded only along a Record-Route we signed: anything
         // else would let an unauthenticated request claim to be in a dialog with a local user.
-        if ((try? request.headers.to) ?? nil)?.tag != nil, !validated.isInOurDialog(codec: codec), decision != .local {
+        if ((try? request.headers.tag(.to)) ?? nil) != nil, !validated.isInOurDialog(codec: codec), decision != .local {
             upstream.send(.answering(request, 481, reason: "Dialog Not Known Here", server: server))
             return true
         }
