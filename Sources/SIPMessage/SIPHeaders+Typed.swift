@@ -59,7 +59,7 @@ extension SIPHeaders {
     public var topVia: SIPVia? {
         get throws(SIPParseError) {
             guard let first = self[.via] else { return nil }
-            guard let v = HeaderSplitter.split(first, on: ASCII.comma).first, let via = SIPVia.parse(v) else {
+            guard let v = HeaderSplitter.firstPiece(first, on: ASCII.comma), let via = SIPVia.parse(v) else {
                 throw SIPParseError(.invalidHeaderValue("Via"))
             }
             return via

@@ -70,6 +70,12 @@ public struct SIPHeaders: Sendable, Hashable, RandomAccessCollection, Expressibl
         return result
     }
 
+    /// The first value of one header field value (as ``splitList(_:)`` would give it first),
+    /// found without splitting the rest; nil when the field holds no value.
+    public static func firstOfList(_ value: Substring) -> Substring? {
+        HeaderSplitter.firstPiece(value, on: ASCII.comma)
+    }
+
     /// Splits one header value at commas outside quoted strings and angle brackets
     /// (RFC 3261 7.3.1), trimmed; what ``splitValues(_:)`` does for each field.
     public static func splitList(_ value: Substring) -> [Substring] {

@@ -205,6 +205,31 @@ enum HeaderSplitter {
         }
     }
 
+    /// The first piece ``split(_:on:)`` would return, without scanning past it (the top Via of
+    /// a field that holds the whole Via stack).
+    static func firstPiece(_ text: Substring, on separator: UInt8) -> Substring? {
+        let u = text.utf8
+        return u.withBytes { bytes in
+            var quotes = QuoteTracker()
+            var angle = 0
+            var start = 0
+            for i in 0..<bytes.count {
+                let b = bytes[i]
+                if !quotes.isUnquoted(b) {
+                    // inside a quoted string, or a quote
+                } else if b == ASCII.lessThan {
+                    angle += 1
+                } else if b == ASCII.greaterThan {
+                    if angle > 0 { angle -= 1 }
+                } else if b == separator && angle == 0 {
+                    if let piece = trimmedPiece(u, bytes, start, i) { return piece }
+                    start = i + 1
+                }
+            }
+            return trimmedPiece(u, bytes, start, bytes.count)
+        }
+    }
+
     /// `bytes[from..<to]` without surrounding spaces, tabs, CR and LF (as `trimmingSIPWhitespace`),
     /// as a substring of `u`; nil when empty.
     @inline(__always)

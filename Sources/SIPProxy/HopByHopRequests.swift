@@ -8,7 +8,7 @@ public enum HopByHopRequests {
     /// no body.
     public static func cancel(for request: SIPRequest) -> SIPRequest {
         var h = SIPHeaders()
-        if let top = SIPHeaders.splitList(request.headers[.via] ?? "").first { h.add(.via, top) }
+        if let top = SIPHeaders.firstOfList(request.headers[.via] ?? "") { h.add(.via, top) }
         h.add(.maxForwards, "70")
         copy([.to, .from, .callID], from: request.headers, to: &h)
         h.add(.cseq, cseqNumber(request) + " CANCEL")
@@ -21,7 +21,7 @@ public enum HopByHopRequests {
     /// (with its tag), only the INVITE's top Via, its Route values, Max-Forwards 70.
     public static func ack(for invite: SIPRequest, response: SIPResponse) -> SIPRequest {
         var h = SIPHeaders()
-        if let top = SIPHeaders.splitList(invite.headers[.via] ?? "").first { h.add(.via, top) }
+        if let top = SIPHeaders.firstOfList(invite.headers[.via] ?? "") { h.add(.via, top) }
         h.add(.maxForwards, "70")
         if let to = response.headers[.to] { h.add(.to, to) } else { copy([.to], from: invite.headers, to: &h) }
         copy([.from, .callID], from: invite.headers, to: &h)

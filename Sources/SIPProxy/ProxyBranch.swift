@@ -30,6 +30,12 @@ public struct ProxyBranchKey: Sendable, Hashable {
 
     /// Computes the key for a request as received (before any Route is removed).
     public init(request: SIPRequest) throws(SIPParseError) {
+        try self.init(request: request, topVia: request.headers.topVia)
+    }
+
+    /// The same, with the request's top Via already parsed (the transport layer parses it to
+    /// stamp `received` and `rport`).
+    public init(request: SIPRequest, topVia: SIPVia?) throws(SIPParseError) {
         let h = request.headers
         let toTag = try h.tag(.to) ?? ""
         let fromTag = try h.tag(.from) ?? ""
@@ -47,7 +53,7 @@ public struct ProxyBranchKey: Sendable, Hashable {
         for v in h.values(.proxyAuthorization) { loop.addField(v) }
 
         var tx = FNV1a64()
-        let top = try h.topVia
+        let top = topVia
         if let top, let branch = top.branch, top.hasMagicCookie {
             tx.addField("3261")
             tx.addField(branch)

@@ -139,7 +139,13 @@ public enum ProxyForwarding {
     /// RFC 3261 16.7 step 3: removes our top Via. Nil when the top Via is not ours (the
     /// response does not belong to us).
     public static func stripOwnVia(_ response: SIPResponse, identity: ProxyIdentity) -> OwnResponse? {
-        guard let top = try? response.headers.topVia, identity.isUs(top), let branch = top.branch,
+        guard let top = (try? response.headers.topVia) ?? nil else { return nil }
+        return stripOwnVia(response, top: top, identity: identity)
+    }
+
+    /// The same, with the response's top Via already parsed.
+    public static func stripOwnVia(_ response: SIPResponse, top: SIPVia, identity: ProxyIdentity) -> OwnResponse? {
+        guard identity.isUs(top), let branch = top.branch,
               let (key, index) = ProxyBranchKey.parse(branch),
               let at = response.headers.firstIndex(where: { $0.name == .via }) else { return nil }
         var out = response

@@ -157,7 +157,7 @@ struct RouteList {
 
     /// The first Route value alone, parsed (nil when there is none or it is malformed).
     static func first(of headers: SIPHeaders) -> NameAddress? {
-        guard let first = headers.values(.route).first, let text = SIPHeaders.splitList(first).first else {
+        guard let first = headers.values(.route).first, let text = SIPHeaders.firstOfList(first) else {
             return nil
         }
         return NameAddress.parse(text)

@@ -39,7 +39,9 @@ extension SIPForwarder {
 public struct SIPUpstream: Sendable {
     let dispatcher: Dispatcher
     let key: ServerTransactions.Key?
-    let topVia: SIPVia?
+    /// The request's top Via as the transport layer parsed and stamped it (`received`,
+    /// `rport`, RFC 3261 18.2.1, RFC 3581): the one in the request's text.
+    public let topVia: SIPVia?
     /// Where the request came from.
     public let source: SIPSource
     let sink: Bool

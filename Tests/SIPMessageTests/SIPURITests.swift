@@ -166,3 +166,15 @@ import Testing
         #expect(throws: SIPParseError.self) { try bad.tag(.to) }
     }
 }
+
+@Suite struct HeaderListTests {
+    /// The first value found without splitting the rest is the first of the full split, for
+    /// commas inside quotes and angle brackets, empty pieces and surrounding whitespace.
+    @Test(arguments: [
+        "SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b;branch=z9hG4bK2", " , ,SIP/2.0/UDP a ", "",
+        "\"x, y\" <sip:a@b;lr>, <sip:c@d>", "<sip:a@b?h=1,2>;p=\"q,r\",<sip:c@d>", "   ",
+    ])
+    func firstOfListIsTheFirstOfTheSplit(text: String) {
+        #expect(SIPHeaders.firstOfList(Substring(text)) == SIPHeaders.splitList(Substring(text)).first)
+    }
+}

@@ -86,7 +86,7 @@ final class ProxyHost: SIPForwarder {
     // MARK: Requests
 
     func forward(_ request: SIPRequest, from source: SIPSource, upstream: SIPUpstream) -> Bool {
-        let branchKey = (try? ProxyBranchKey(request: request)) ?? nil
+        let branchKey = (try? ProxyBranchKey(request: request, topVia: upstream.topVia)) ?? nil
         let key = branchKey?.transactionHash
         switch request.method {
         case .ack:
@@ -205,7 +205,7 @@ final class ProxyHost: SIPForwarder {
     /// Whether the top Route names us with a flow token we (or a node sharing our key) signed:
     /// a request another node forwarded to one of our flows after authenticating it.
     func carriesOwnFlowToken(_ request: SIPRequest) -> Bool {
-        guard let first = request.headers.splitValues(.route).first, let route = NameAddress.parse(first),
+        guard let first = request.headers[.route].flatMap(SIPHeaders.firstOfList), let route = NameAddress.parse(first),
               identity.isUs(route.uri), let user = route.uri.user else { return false }
         return codec.decode(user) != nil
     }
@@ -218,10 +218,10 @@ final class ProxyHost: SIPForwarder {
     // MARK: Responses
 
     func receive(_ response: SIPResponse, from source: SIPSource) -> Bool {
-        guard let branch = ((try? response.headers.topVia) ?? nil)?.branch, branch.hasPrefix(ProxyBranchKey.prefix) else {
+        guard let top = (try? response.headers.topVia) ?? nil, let branch = top.branch, branch.hasPrefix(ProxyBranchKey.prefix) else {
             return false
         }
-        guard let own = ProxyForwarding.stripOwnVia(response, identity: identity) else { return false }
+        guard let own = ProxyForwarding.stripOwnVia(response, top: top, identity: identity) else { return false }
         let key = own.branchKey.transactionHash
         if exists(key) {
             handle(key, .response(branch: own.branchIndex, own.response))
