@@ -281,6 +281,10 @@ enum HeaderSplitter {
     static func parameters(_ text: Substring, allowEmpty: Bool = true) -> SIPParameters? {
         text.utf8.withBytes { bytes -> SIPParameters? in
             var result: [SIPParameters.Parameter] = []
+            // One allocation for the list instead of one per doubling (a Via has 2-4 parameters).
+            var separators = 1
+            for i in 0..<bytes.count where bytes[i] == ASCII.semicolon { separators += 1 }
+            result.reserveCapacity(separators)
             var quotes = QuoteTracker()
             var start = 0
             var equals: Int?

@@ -41,24 +41,27 @@ public struct SIPVia: Sendable, Hashable, CustomStringConvertible {
     public static func parse(_ text: Substring) -> SIPVia? {
         let u = text.utf8
         // sent-protocol = protocol-name SLASH protocol-version SLASH transport (LWS around '/' allowed)
-        var parts: [Substring] = []
+        // The two fields before the transport, without an array for them.
+        var name: Substring?
+        var version: Substring?
         var i = u.startIndex
         var segStart = i
-        while i < u.endIndex, parts.count < 2 {
+        while i < u.endIndex, version == nil {
             if u[i] == ASCII.slash {
-                parts.append(Substring(u[segStart..<i]).trimmingSIPWhitespace())
+                let field = Substring(u[segStart..<i]).trimmingSIPWhitespace()
+                if name == nil { name = field } else { version = field }
                 segStart = u.index(after: i)
             }
             i = u.index(after: i)
         }
-        guard parts.count == 2 else { return nil }
+        guard let name, let version else { return nil }
         // transport: token after whitespace
         var j = segStart
         while j < u.endIndex, ASCII.isWhitespace(u[j]) { j = u.index(after: j) }
         let ts = j
         while j < u.endIndex, ASCII.isTokenChar(u[j]) { j = u.index(after: j) }
-        guard j > ts, parts[0].utf8.allSatisfy(ASCII.isTokenChar), !parts[0].isEmpty,
-              parts[1].utf8.allSatisfy(ASCII.isTokenChar), !parts[1].isEmpty else { return nil }
+        guard j > ts, name.utf8.allSatisfy(ASCII.isTokenChar), !name.isEmpty,
+              version.utf8.allSatisfy(ASCII.isTokenChar), !version.isEmpty else { return nil }
         let transport = Substring(u[ts..<j])
         // LWS then sent-by
         var k = j
@@ -73,8 +76,8 @@ public struct SIPVia: Sendable, Hashable, CustomStringConvertible {
         }
         guard k > hostStart else { return nil }
         var via = SIPVia(transport: String(transport), host: String(Substring(u[hostStart..<k])))
-        via.protocolName = String(parts[0])
-        via.protocolVersion = String(parts[1])
+        via.protocolName = String(name)
+        via.protocolVersion = String(version)
         while k < u.endIndex, ASCII.isWhitespace(u[k]) { k = u.index(after: k) }
         if k < u.endIndex, u[k] == ASCII.colon {
             k = u.index(after: k)

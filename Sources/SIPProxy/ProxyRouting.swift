@@ -26,8 +26,10 @@ extension ValidatedRequest {
     /// tokens in its Record-Routes; then only served domains are forwarded.
     public func route(arrivedOn source: SIPSource, identity: ProxyIdentity, codec: FlowTokenCodec?,
                       server: String? = nil) -> ProxyRouteDecision {
-        if let codec, isInOurDialog(codec: codec) {
-            return .forward(flow: flowToken(arrivedOn: source, codec: codec))
+        if let codec {
+            // Each token is verified once (a MAC each): they decide both questions.
+            let tokens = flowTokens(codec: codec)
+            if !tokens.isEmpty { return .forward(flow: Self.flow(of: tokens, arrivedOn: source)) }
         }
         let remainingRoutes = request.headers.contains(.route)
         // Addressed to this element: no user part (a user at our address is looked up, 16.5).

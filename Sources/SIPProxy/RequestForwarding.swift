@@ -187,10 +187,16 @@ extension ValidatedRequest {
     /// we removed (RFC 5626 5.3): the last valid token that does not name the flow the request
     /// arrived on. Nil when there is none: route by the Request-URI.
     public func flowToken(arrivedOn source: SIPSource, codec: FlowTokenCodec) -> FlowToken? {
-        for uri in removedRoutes.reversed() {
-            guard let user = uri.user, let token = codec.decode(user) else { continue }
-            if !token.names(source) { return token }
-        }
-        return nil
+        Self.flow(of: flowTokens(codec: codec), arrivedOn: source)
+    }
+
+    /// The valid flow tokens in the Route values we removed, top first.
+    func flowTokens(codec: FlowTokenCodec) -> [FlowToken] {
+        removedRoutes.compactMap { uri in uri.user.flatMap { codec.decode($0) } }
+    }
+
+    /// The last of `tokens` that does not name the flow the request arrived on.
+    static func flow(of tokens: [FlowToken], arrivedOn source: SIPSource) -> FlowToken? {
+        tokens.last { !$0.names(source) }
     }
 }

@@ -92,11 +92,11 @@ public final class HMACSHA256Key: @unchecked Sendable {
     /// HMAC-SHA-256 of `message`: the same 32 bytes as ``OpenSSLHashing/hmacSHA256(key:_:)``.
     public func mac(_ message: some Collection<UInt8>) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
-        let ok = out.withUnsafeMutableBufferPointer { o in
-            let run = { (m: UnsafeBufferPointer<UInt8>) in CSIPTLSShims_hmac_sha256_keyed(self.keyed, m.baseAddress, m.count, o.baseAddress) }
-            if let r = message.withContiguousStorageIfAvailable(run) { return r }
-            return Array(message).withUnsafeBufferPointer(run)
+        let keyed = self.keyed
+        func run(_ m: UnsafeBufferPointer<UInt8>) -> Int32 {
+            out.withUnsafeMutableBufferPointer { o in CSIPTLSShims_hmac_sha256_keyed(keyed, m.baseAddress, m.count, o.baseAddress) }
         }
+        let ok = message.withContiguousStorageIfAvailable(run) ?? Array(message).withUnsafeBufferPointer(run)
         // Fails only when the allocator does; a MAC cannot be faked, so stop.
         precondition(ok == 1, "HMAC failed: \(OpenSSLErrors.drain())")
         return out

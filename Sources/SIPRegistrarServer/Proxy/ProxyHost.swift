@@ -33,10 +33,34 @@ final class ProxyHost: SIPForwarder {
         var machine: StatefulProxyTransaction
         var upstream: SIPUpstream
         /// Running timers with a generation, so that a firing that raced a restart is ignored.
-        var timers: [ProxyCoreTimer: (generation: UInt64, timer: any SIPScheduledTimer)] = [:]
+        var timers = RunningTimers()
         /// The branches it sent over flows, each with its flow (see ``ProxyHost/flowBranches``):
         /// on termination exactly these leave the index, whatever else the flows carry.
         var flowBranches: [(flow: UInt64, branch: Int)] = []
+    }
+
+    /// The running timers of one transaction by name: a handful at most (Timer C, A/B or
+    /// E/F, D or K), so a list searched in order, one allocation, instead of a hash table.
+    struct RunningTimers {
+        private var slots: [(name: ProxyCoreTimer, generation: UInt64, timer: any SIPScheduledTimer)] = []
+
+        subscript(_ name: ProxyCoreTimer) -> (generation: UInt64, timer: any SIPScheduledTimer)? {
+            get { slots.first { $0.name == name }.map { ($0.generation, $0.timer) } }
+            set {
+                if let i = slots.firstIndex(where: { $0.name == name }) {
+                    if let newValue { slots[i] = (name, newValue.generation, newValue.timer) } else { slots.remove(at: i) }
+                } else if let newValue {
+                    if slots.capacity == 0 { slots.reserveCapacity(4) }
+                    slots.append((name, newValue.generation, newValue.timer))
+                }
+            }
+        }
+
+        /// Cancels every timer and forgets them.
+        mutating func cancelAll() {
+            for s in slots { s.timer.cancel() }
+            slots = []
+        }
     }
 
     /// Things to do outside the lock, in order.
@@ -120,7 +144,10 @@ final class ProxyHost: SIPForwarder {
         let decision = validated.route(arrivedOn: source, identity: identity, codec: codec, server: server)
         // A request inside a dialog is forwarded only along a Record-Route we signed: anything
         // else would let an unauthenticated request claim to be in a dialog with a local user.
-        if ((try? request.headers.tag(.to)) ?? nil) != nil, !validated.isInOurDialog(codec: codec), decision != .local {
+        // `route` forwards along our Record-Route exactly when a removed Route carried our token.
+        let inOurDialog: Bool
+        if case .forward = decision { inOurDialog = true } else { inOurDialog = false }
+        if ((try? request.headers.tag(.to)) ?? nil) != nil, !inOurDialog, decision != .local {
             upstream.send(.answering(request, 481, reason: "Dialog Not Known Here", server: server))
             return true
         }
@@ -258,6 +285,7 @@ final class ProxyHost: SIPForwarder {
     /// Timers are started and stopped under the lock (cheap); everything else is queued.
     private func apply(_ actions: [ProxyCoreAction], key: String, entry: inout Entry, cancelUpstream: SIPUpstream?,
                        into work: inout [Work]) {
+        work.reserveCapacity(work.count + actions.count)
         for action in actions {
             switch action {
             case .sendUpstream(let r):
@@ -284,8 +312,7 @@ final class ProxyHost: SIPForwarder {
             case .finished(let c):
                 work.append(.finished(entry.machine.context.request.request, c))
             case .terminated:
-                for (_, t) in entry.timers { t.timer.cancel() }
-                entry.timers = [:]
+                entry.timers.cancelAll()
                 if !entry.flowBranches.isEmpty {
                     let sent = entry.flowBranches
                     flowBranches.withLockedValue { $0.remove(key: key, sent: sent) }
