@@ -14,18 +14,23 @@ import SIPMessage
 ///   same request gives the same branch.
 /// - The method is in neither (16.6 step 8): a CANCEL hashes like the INVITE it cancels.
 public struct ProxyBranchKey: Sendable, Hashable {
-    /// The loop-detection hash, 16 hex digits.
-    public var loopHash: String
-    /// The transaction hash, 16 hex digits.
-    public var transactionHash: String
+    /// The loop-detection hash.
+    public var loop: UInt64
+    /// The transaction hash: the key of the response context.
+    public var transaction: UInt64
+
+    /// The loop-detection hash as written in the branch, 16 hex digits.
+    public var loopHash: String { ProxyEncoding.hex(loop) }
+    /// The transaction hash as written in the branch, 16 hex digits.
+    public var transactionHash: String { ProxyEncoding.hex(transaction) }
 
     /// What our branches start with: the RFC 3261 8.1.1.7 cookie and a marker.
     public static let prefix = SIPVia.magicCookie + "sp"
 
     /// Builds the key from its parts.
-    public init(loopHash: String, transactionHash: String) {
-        self.loopHash = loopHash
-        self.transactionHash = transactionHash
+    public init(loop: UInt64, transaction: UInt64) {
+        self.loop = loop
+        self.transaction = transaction
     }
 
     /// Computes the key for a request as received (before any Route is removed).
@@ -68,24 +73,58 @@ public struct ProxyBranchKey: Sendable, Hashable {
             tx.addField(callID)
             tx.addField(cseq)
         }
-        self.init(loopHash: loop.hex, transactionHash: tx.hex)
+        self.init(loop: loop.value, transaction: tx.value)
     }
 
-    /// The branch parameter for branch number `index`.
+    /// The branch parameter for branch number `index`: the prefix, both hashes in hex, `.`
+    /// and the index, written into one string.
     public func branch(index: Int) -> String {
-        Self.prefix + loopHash + transactionHash + "." + String(index)
+        let prefix = Self.prefix.utf8
+        let number = String(index)
+        let count = prefix.count + 33 + number.utf8.count
+        return String(unsafeUninitializedCapacity: count) { out in
+            var i = 0
+            for b in prefix { out[i] = b; i += 1 }
+            func write(_ v: UInt64) {
+                for shift in stride(from: 60, through: 0, by: -4) {
+                    out[i] = ProxyEncoding.hexDigit(UInt8(truncatingIfNeeded: v >> UInt64(shift)) & 0xF)
+                    i += 1
+                }
+            }
+            write(loop)
+            write(transaction)
+            out[i] = UInt8(ascii: ".")
+            i += 1
+            for b in number.utf8 { out[i] = b; i += 1 }
+            return i
+        }
     }
 
     /// Splits one of our branch values; nil for a branch we did not make.
     public static func parse(_ branch: String) -> (key: ProxyBranchKey, index: Int)? {
-        guard branch.hasPrefix(prefix) else { return nil }
-        let rest = branch.dropFirst(prefix.count)
-        let u = Array(rest.utf8)
-        guard u.count > 33, u[32] == UInt8(ascii: "."),
-              u[0..<32].allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }),
-              let index = Int(String(decoding: u[33...], as: UTF8.self)), index >= 0 else { return nil }
-        let loop = String(decoding: u[0..<16], as: UTF8.self)
-        let tx = String(decoding: u[16..<32], as: UTF8.self)
-        return (ProxyBranchKey(loopHash: loop, transactionHash: tx), index)
+        var text = branch
+        return text.withUTF8 { u -> (key: ProxyBranchKey, index: Int)? in
+            let p = prefix.utf8.count
+            guard u.count > p + 33, u.count <= p + 33 + 18, prefix.utf8.elementsEqual(u[0..<p]),
+                  u[p + 32] == UInt8(ascii: ".") else { return nil }
+            func hex(_ from: Int) -> UInt64? {
+                var v: UInt64 = 0
+                for b in u[from..<from + 16] {
+                    switch b {
+                    case 48...57: v = v << 4 | UInt64(b - 48)
+                    case 97...102: v = v << 4 | UInt64(b - 87)
+                    default: return nil
+                    }
+                }
+                return v
+            }
+            guard let loop = hex(p), let tx = hex(p + 16) else { return nil }
+            var index = 0
+            for b in u[(p + 33)...] {
+                guard b >= 48, b <= 57 else { return nil }
+                index = index * 10 + Int(b - 48)
+            }
+            return (ProxyBranchKey(loop: loop, transaction: tx), index)
+        }
     }
 }

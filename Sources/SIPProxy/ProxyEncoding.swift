@@ -32,6 +32,10 @@ enum ProxyEncoding {
     }()
 
     /// 16 hex digits, zero-padded.
+    /// The lowercase hex digit of a value 0-15.
+    @inline(__always)
+    static func hexDigit(_ nibble: UInt8) -> UInt8 { nibble < 10 ? 48 + nibble : 87 + nibble }
+
     static func hex(_ v: UInt64) -> String {
         var out = [UInt8](repeating: 48, count: 16)
         var x = v

@@ -78,7 +78,7 @@ public struct ProxyRequestValidator: Sendable {
         // Step 4: loop detection. One of our Vias with the loop hash of this very request
         // means it came back unchanged (16.6 step 8 makes the branch depend on the routing inputs).
         for via in vias where identity.isUs(via) {
-            if let branch = via.branch, let (theirs, _) = ProxyBranchKey.parse(branch), theirs.loopHash == key.loopHash {
+            if let branch = via.branch, let (theirs, _) = ProxyBranchKey.parse(branch), theirs.loop == key.loop {
                 return reject(482)
             }
         }

@@ -48,6 +48,22 @@ struct ForwardingTests {
         #expect(ProxyBranchKey.parse(ProxyBranchKey.prefix + "zz") == nil)
     }
 
+    /// The branch as written: prefix, 16 + 16 lowercase hex digits, `.`, the index; anything
+    /// else after the prefix (upper case, a sign, a missing index, junk) is not ours.
+    @Test func branchTextIsExact() {
+        let key = ProxyBranchKey(loop: 0x0123_4567_89AB_CDEF, transaction: 0xFEDC_BA98_7654_3210)
+        let text = key.branch(index: 0)
+        #expect(text == "z9hG4bKsp0123456789abcdeffedcba9876543210.0")
+        #expect(key.loopHash == "0123456789abcdef" && key.transactionHash == "fedcba9876543210")
+        #expect(ProxyBranchKey.parse(key.branch(index: 123_456))?.index == 123_456)
+        let p = ProxyBranchKey.prefix
+        for bad in [p + "0123456789ABCDEFfedcba9876543210.0", p + "0123456789abcdeffedcba9876543210.",
+                    p + "0123456789abcdeffedcba9876543210.+1", p + "0123456789abcdeffedcba9876543210x0",
+                    p + "0123456789abcdeffedcba987654321.0", p + "0123456789abcdeffedcba9876543210.1x"] {
+            #expect(ProxyBranchKey.parse(bad) == nil, "\(bad)")
+        }
+    }
+
     @Test func singleRecordRouteOnTheSameLeg() {
         let v = ProxyFixtures.validated(ProxyFixtures.invite(extra: "Record-Route: <sip:p2.atlanta.com;lr>"))
         let plan = RecordRoutePlan(inbound: ProxyFixtures.udpLeg, inboundToken: "IN", outbound: ProxyFixtures.udpLeg,

@@ -5,7 +5,7 @@ import Testing
 /// own branches, and a flow that closes reports exactly the branches still pending on it.
 struct FlowBranchIndexTests {
     @Test func terminationRemovesOnlyItsOwnBranches() {
-        var index = FlowBranchIndex()
+        var index = FlowBranchIndex<String>()
         // Many transactions over one flow (a busy callee), one of them also over a second flow.
         for n in 0..<1_000 { index.insert(flow: 7, key: "tx\(n)", branch: 0) }
         index.insert(flow: 8, key: "tx5", branch: 1)
@@ -19,7 +19,7 @@ struct FlowBranchIndexTests {
     }
 
     @Test func sameTransactionSeveralBranchesOnOneFlow() {
-        var index = FlowBranchIndex()
+        var index = FlowBranchIndex<String>()
         index.insert(flow: 1, key: "a", branch: 0)
         index.insert(flow: 1, key: "a", branch: 2)
         index.insert(flow: 1, key: "b", branch: 0)

@@ -6,22 +6,22 @@
 /// flow to a busy callee (an edge proxy, a gateway) carries thousands of branches at once,
 /// one per transaction still in its timers, and a termination that scanned them all made
 /// each call cost more than the one before.
-struct FlowBranchIndex {
+struct FlowBranchIndex<Key: Hashable & Sendable> {
     /// A branch of a transaction.
     struct BranchRef: Hashable, Sendable {
-        var key: String
+        var key: Key
         var branch: Int
     }
 
     private var byFlow: [UInt64: Set<BranchRef>] = [:]
 
     /// Records that branch `branch` of transaction `key` went out over `flow`.
-    mutating func insert(flow: UInt64, key: String, branch: Int) {
+    mutating func insert(flow: UInt64, key: Key, branch: Int) {
         byFlow[flow, default: []].insert(BranchRef(key: key, branch: branch))
     }
 
     /// Forgets the branches a terminated transaction sent, each with its flow.
-    mutating func remove(key: String, sent: [(flow: UInt64, branch: Int)]) {
+    mutating func remove(key: Key, sent: [(flow: UInt64, branch: Int)]) {
         for (flow, branch) in sent {
             guard byFlow[flow]?.remove(BranchRef(key: key, branch: branch)) != nil, byFlow[flow]?.isEmpty == true else { continue }
             byFlow[flow] = nil

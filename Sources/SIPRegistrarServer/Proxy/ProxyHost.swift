@@ -66,7 +66,7 @@ final class ProxyHost: SIPForwarder {
     /// Things to do outside the lock, in order.
     enum Work {
         case upstream(SIPUpstream, SIPResponse)
-        case downstream(key: String, branch: Int, SIPRequest, SIPHop)
+        case downstream(key: UInt64, branch: Int, SIPRequest, SIPHop)
         case finished(SIPRequest, ProxyCompletion)
         case branchEnded(BranchOutcome)
         case terminated
@@ -81,10 +81,11 @@ final class ProxyHost: SIPForwarder {
     let server: String?
     let observer: ProxyObserver
     let logger: Logger
-    private let shards: [NIOLockedValueBox<[String: Entry]>]
+    /// Transactions by their branch key's transaction hash.
+    private let shards: [NIOLockedValueBox<[UInt64: Entry]>]
     /// The branches sent over each flow whose transactions are not over. Taken after a
     /// shard's lock, never before it.
-    private let flowBranches = NIOLockedValueBox(FlowBranchIndex())
+    private let flowBranches = NIOLockedValueBox(FlowBranchIndex<UInt64>())
     private let generation = Atomic<UInt64>(0)
 
     init(dispatcher: Dispatcher, location: any ProxyLocationService, identity: ProxyIdentity, codec: FlowTokenCodec,
@@ -101,17 +102,16 @@ final class ProxyHost: SIPForwarder {
         self.shards = (0..<32).map { _ in NIOLockedValueBox([:]) }
     }
 
-    private func shard(_ key: String) -> NIOLockedValueBox<[String: Entry]> {
-        var h: UInt32 = 2_166_136_261
-        for b in key.utf8 { h = (h ^ UInt32(b)) &* 16_777_619 }
-        return shards[Int(h % UInt32(shards.count))]
+    private func shard(_ key: UInt64) -> NIOLockedValueBox<[UInt64: Entry]> {
+        // The key is an FNV-1a hash already: its upper bits fold into the lower ones.
+        shards[Int((key ^ key >> 32) % UInt64(shards.count))]
     }
 
     // MARK: Requests
 
     func forward(_ request: SIPRequest, from source: SIPSource, upstream: SIPUpstream) -> Bool {
         let branchKey = (try? ProxyBranchKey(request: request, topVia: upstream.topVia)) ?? nil
-        let key = branchKey?.transactionHash
+        let key = branchKey?.transaction
         switch request.method {
         case .ack:
             // The ACK of a non-2xx final response belongs to the INVITE's server transaction (17.2.3);
@@ -184,7 +184,7 @@ final class ProxyHost: SIPForwarder {
             return true
         }
         // The transaction's key: the branch key `validate` used (a request whose key cannot be read is rejected there).
-        let txKey = validated.branchKey.transactionHash
+        let txKey = validated.branchKey.transaction
         var machine = StatefulProxyTransaction(request: validated, targets: TargetSet(branchTargets), inbound: source.transport,
                                                timers: timerConfiguration, server: server)
         var work: [Work] = []
@@ -206,7 +206,7 @@ final class ProxyHost: SIPForwarder {
         return true
     }
 
-    private func exists(_ key: String) -> Bool { shard(key).withLockedValue { $0[key] != nil } }
+    private func exists(_ key: UInt64) -> Bool { shard(key).withLockedValue { $0[key] != nil } }
 
     /// A 2xx ACK (or another request we keep no state for): our Via, the hop its Route or
     /// flow token names, sent once (RFC 3261 16.11).
@@ -249,7 +249,7 @@ final class ProxyHost: SIPForwarder {
             return false
         }
         guard let own = ProxyForwarding.stripOwnVia(response, top: top, identity: identity) else { return false }
-        let key = own.branchKey.transactionHash
+        let key = own.branchKey.transaction
         if exists(key) {
             handle(key, .response(branch: own.branchIndex, own.response))
         } else if !own.isForUs, own.response.statusCode >= 200, own.response.statusCode < 300 {
@@ -261,7 +261,7 @@ final class ProxyHost: SIPForwarder {
 
     // MARK: Running the machine
 
-    func handle(_ key: String, _ event: ProxyCoreEvent, cancelUpstream: SIPUpstream? = nil, generation gen: UInt64? = nil) {
+    func handle(_ key: UInt64, _ event: ProxyCoreEvent, cancelUpstream: SIPUpstream? = nil, generation gen: UInt64? = nil) {
         var work: [Work] = []
         shard(key).withLockedValue { map in
             // Taken out of the map while it runs: a copy left in the map would make every
@@ -283,7 +283,7 @@ final class ProxyHost: SIPForwarder {
     }
 
     /// Timers are started and stopped under the lock (cheap); everything else is queued.
-    private func apply(_ actions: [ProxyCoreAction], key: String, entry: inout Entry, cancelUpstream: SIPUpstream?,
+    private func apply(_ actions: [ProxyCoreAction], key: UInt64, entry: inout Entry, cancelUpstream: SIPUpstream?,
                        into work: inout [Work]) {
         work.reserveCapacity(work.count + actions.count)
         for action in actions {
