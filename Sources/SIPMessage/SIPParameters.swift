@@ -184,23 +184,10 @@ enum HeaderSplitter {
                 return trimmedPiece(u, bytes, 0, bytes.count).map { [$0] } ?? []
             }
             var pieces: [Substring] = []
-            var quotes = QuoteTracker()
-            var angle = 0
-            var start = 0
-            for i in 0..<bytes.count {
-                let b = bytes[i]
-                if !quotes.isUnquoted(b) {
-                    // inside a quoted string, or a quote
-                } else if b == ASCII.lessThan {
-                    angle += 1
-                } else if b == ASCII.greaterThan {
-                    if angle > 0 { angle -= 1 }
-                } else if b == separator && angle == 0 {
-                    if let piece = trimmedPiece(u, bytes, start, i) { pieces.append(piece) }
-                    start = i + 1
-                }
+            forEachPiece(bytes, on: separator) { from, to in
+                if let piece = trimmedPiece(u, bytes, from, to) { pieces.append(piece) }
+                return true
             }
-            if let piece = trimmedPiece(u, bytes, start, bytes.count) { pieces.append(piece) }
             return pieces
         }
     }
@@ -210,24 +197,36 @@ enum HeaderSplitter {
     static func firstPiece(_ text: Substring, on separator: UInt8) -> Substring? {
         let u = text.utf8
         return u.withBytes { bytes in
-            var quotes = QuoteTracker()
-            var angle = 0
-            var start = 0
-            for i in 0..<bytes.count {
-                let b = bytes[i]
-                if !quotes.isUnquoted(b) {
-                    // inside a quoted string, or a quote
-                } else if b == ASCII.lessThan {
-                    angle += 1
-                } else if b == ASCII.greaterThan {
-                    if angle > 0 { angle -= 1 }
-                } else if b == separator && angle == 0 {
-                    if let piece = trimmedPiece(u, bytes, start, i) { return piece }
-                    start = i + 1
-                }
+            var first: Substring?
+            forEachPiece(bytes, on: separator) { from, to in
+                first = trimmedPiece(u, bytes, from, to)
+                return first == nil
             }
-            return trimmedPiece(u, bytes, start, bytes.count)
+            return first
         }
+    }
+
+    /// Calls `body` with the offsets of each piece between `separator`s outside quoted strings
+    /// and `<...>`, the last piece included, until it returns false.
+    private static func forEachPiece(_ bytes: UnsafeBufferPointer<UInt8>, on separator: UInt8,
+                                     _ body: (_ from: Int, _ to: Int) -> Bool) {
+        var quotes = QuoteTracker()
+        var angle = 0
+        var start = 0
+        for i in 0..<bytes.count {
+            let b = bytes[i]
+            if !quotes.isUnquoted(b) {
+                // inside a quoted string, or a quote
+            } else if b == ASCII.lessThan {
+                angle += 1
+            } else if b == ASCII.greaterThan {
+                if angle > 0 { angle -= 1 }
+            } else if b == separator && angle == 0 {
+                guard body(start, i) else { return }
+                start = i + 1
+            }
+        }
+        _ = body(start, bytes.count)
     }
 
     /// `bytes[from..<to]` without surrounding spaces, tabs, CR and LF (as `trimmingSIPWhitespace`),

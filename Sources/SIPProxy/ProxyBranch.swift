@@ -85,14 +85,9 @@ public struct ProxyBranchKey: Sendable, Hashable {
         return String(unsafeUninitializedCapacity: count) { out in
             var i = 0
             for b in prefix { out[i] = b; i += 1 }
-            func write(_ v: UInt64) {
-                for shift in stride(from: 60, through: 0, by: -4) {
-                    out[i] = ProxyEncoding.hexDigit(UInt8(truncatingIfNeeded: v >> UInt64(shift)) & 0xF)
-                    i += 1
-                }
-            }
-            write(loop)
-            write(transaction)
+            ProxyEncoding.writeHex(loop, into: out, at: i)
+            ProxyEncoding.writeHex(transaction, into: out, at: i + 16)
+            i += 32
             out[i] = UInt8(ascii: ".")
             i += 1
             for b in number.utf8 { out[i] = b; i += 1 }

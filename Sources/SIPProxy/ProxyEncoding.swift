@@ -16,14 +16,10 @@ struct FNV1a64: Sendable {
         add(text.utf8)
         add(CollectionOfOne(0))
     }
-
-    /// The value as 16 lowercase hex digits.
-    var hex: String { ProxyEncoding.hex(value) }
 }
 
 /// Hex, base64url (RFC 4648 5, no padding) and a constant-time comparison, without Foundation.
 enum ProxyEncoding {
-    private static let hexDigits = Array("0123456789abcdef".utf8)
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
     private static let reverse: [UInt8] = {
         var table = [UInt8](repeating: 0xFF, count: 256)
@@ -32,18 +28,21 @@ enum ProxyEncoding {
     }()
 
     /// 16 hex digits, zero-padded.
-    /// The lowercase hex digit of a value 0-15.
-    @inline(__always)
-    static func hexDigit(_ nibble: UInt8) -> UInt8 { nibble < 10 ? 48 + nibble : 87 + nibble }
-
     static func hex(_ v: UInt64) -> String {
-        var out = [UInt8](repeating: 48, count: 16)
+        String(unsafeUninitializedCapacity: 16) { out in
+            writeHex(v, into: out, at: 0)
+            return 16
+        }
+    }
+
+    /// Writes `v` as 16 lowercase hex digits, zero-padded, at `out[at..<at + 16]`.
+    static func writeHex(_ v: UInt64, into out: UnsafeMutableBufferPointer<UInt8>, at: Int) {
         var x = v
-        for i in stride(from: 15, through: 0, by: -1) {
-            out[i] = hexDigits[Int(x & 0xF)]
+        for i in stride(from: at + 15, through: at, by: -1) {
+            let nibble = UInt8(truncatingIfNeeded: x & 0xF)
+            out[i] = nibble < 10 ? 48 + nibble : 87 + nibble
             x >>= 4
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     static func base64url(_ bytes: [UInt8]) -> String {

@@ -16,12 +16,6 @@ public enum ProxyRouteDecision: Sendable, Hashable {
 }
 
 extension ValidatedRequest {
-    /// Whether one of the Route values we removed carries a flow token we signed: the
-    /// request is in a dialog that we Record-Routed.
-    public func isInOurDialog(codec: FlowTokenCodec) -> Bool {
-        removedRoutes.contains { uri in uri.user.flatMap { codec.decode($0) } != nil }
-    }
-
     /// Decides where this request goes. `codec` is nil when the server puts no flow
     /// tokens in its Record-Routes; then only served domains are forwarded.
     public func route(arrivedOn source: SIPSource, identity: ProxyIdentity, codec: FlowTokenCodec?,

@@ -101,9 +101,9 @@ public struct ProxyRequestValidator: Sendable {
     /// has `lr`, as all ours do) came from a strict router: the last Route value becomes the
     /// Request-URI. Then every top Route value naming us is removed: one, or two when we
     /// double record-routed (RFC 5658 3.3).
-    static func preprocessRoutes(_ request: inout SIPRequest, routes parsed: RouteList? = nil,
+    static func preprocessRoutes(_ request: inout SIPRequest, routes: RouteList,
                                  identity: ProxyIdentity) -> ([SIPURI], Bool) {
-        var routes = parsed ?? RouteList(request.headers)
+        var routes = routes
         var removed: [SIPURI] = []
         var strict = false
         if identity.isUs(request.uri), request.uri.parameters.contains("lr"), let last = routes.values.last {
